@@ -1,0 +1,1 @@
+"""agent-infra offline engine and CLI: plan, check, diff and cost without cloud credentials."""

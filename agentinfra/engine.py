@@ -1,0 +1,301 @@
+"""The offline plan engine: run the real Pulumi program under the mock runtime and record every resource.
+
+What it records is what the Pulumi engine passes to a policy pack: type, name, URN, parent, custom or
+component, camelCase inputs, provider reference, dependencies, property dependencies and options.
+This module is the only place that drives the SDK below its public surface (a recording subclass of
+``MockMonitor`` and the same ``run_in_stack`` entry point the language host uses); the tests pin that
+behaviour against the installed SDK version.
+
+Two things a mock cannot know, by design:
+
+* inputs are what the program sends, before the provider adds its defaults (``tagsAll`` is absent;
+  the explicit ``aws.Provider`` is recorded with its default tags so rules can merge them);
+* provider-computed outputs. By default the engine behaves like the first ``pulumi preview`` of a new
+  stack: ids, ARNs and endpoints are unknown. ``placeholders=True`` instead gives deterministic values
+  derived from the URN, for diff and cost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import runpy
+import sys
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from google.protobuf import json_format
+from pulumi.runtime import mocks as pulumi_mocks
+from pulumi.runtime import settings as pulumi_settings
+from pulumi.runtime.config import set_all_config
+from pulumi.runtime.stack import run_in_stack
+
+from stacks.reader import SettingsError
+from stacks.settings import NAMESPACE, PROJECT, TOP_LEVEL_KEYS
+
+from .manifest import MANIFEST_SCHEMA_VERSION, SECRET, UNKNOWN_MARK
+
+#: Pulumi's wire signatures (sdk/python/lib/pulumi/runtime/rpc.py).
+_SIG_KEY = "4dabf18193072939515e22adb298388d"
+_SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270"
+_RESOURCE_SIG = "5cf8f73096256a8f31e491e813e4eb8e"
+_ASSET_SIG = "c44067f5952c0a294b673a41bacd8c17"
+_ARCHIVE_SIG = "0def7320c3a5731c473e5ecbe6d01bc7"
+_UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"
+
+STACK_TYPE = "pulumi:pulumi:Stack"
+
+
+class PlanError(Exception):
+    """Bad input to a plan (missing or malformed config, invalid settings): exit status 2, no traceback."""
+
+
+class ProgramError(Exception):
+    """The program itself failed for a reason that is not bad input (a bug): reported with its traceback."""
+
+
+@dataclass
+class StackConfig:
+    """One environment's config file, as the Pulumi CLI would hand it to the program."""
+
+    environment: str
+    path: Path
+    values: dict[str, str]
+    """``namespace:key`` to the string Pulumi passes (structured values as JSON)."""
+    secret_keys: list[str] = field(default_factory=list)
+
+
+def project_root() -> Path:
+    """The repository root: where Pulumi.yaml and __main__.py live."""
+    return Path(__file__).resolve().parent.parent
+
+
+def environments(root: Path | None = None) -> list[str]:
+    """Every environment that has a config file, sorted."""
+    root = root or project_root()
+    return sorted(p.name[len("Pulumi."):-len(".yaml")] for p in (root / "config").glob("Pulumi.*.yaml"))
+
+
+def _display(path: Path, root: Path) -> str:
+    try:
+        return str(path.relative_to(root))
+    except ValueError:
+        return str(path)
+
+
+def load_stack_config(environment: str, root: Path | None = None, path: Path | None = None) -> StackConfig:
+    """Read ``config/Pulumi.<env>.yaml`` in Pulumi's stack-config format; every problem is a PlanError."""
+    root = root or project_root()
+    path = path or root / "config" / f"Pulumi.{environment}.yaml"
+    shown = _display(path, root)
+    if not path.is_file():
+        known = ", ".join(environments(root)) or "none"
+        raise PlanError(f"unknown environment {environment!r}: no config file {shown} (environments: {known})")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        where = ""
+        if getattr(exc, "problem_mark", None) is not None:
+            mark = exc.problem_mark  # type: ignore[attr-defined]
+            where = f" at line {mark.line + 1}, column {mark.column + 1}"
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise PlanError(f"{shown}: not valid YAML{where}: {problem}") from None
+    except OSError as exc:
+        raise PlanError(f"{shown}: cannot be read: {exc.strerror}") from None
+    if not isinstance(data, dict) or not isinstance(data.get("config"), dict):
+        found = type(data).__name__ if not isinstance(data, dict) else f"keys {sorted(data)}"
+        raise PlanError(f"{shown}: expected a top-level `config:` mapping (Pulumi's stack config format), "
+                        f"found {found}")
+    values: dict[str, str] = {}
+    secret_keys: list[str] = []
+    problems: list[str] = []
+    for key, value in data["config"].items():
+        if not isinstance(key, str) or ":" not in key:
+            problems.append(f"{key}: expected a namespaced key such as {NAMESPACE}:{key} or aws:{key}")
+            continue
+        namespace, name = key.split(":", 1)
+        if namespace == NAMESPACE and name not in TOP_LEVEL_KEYS:
+            problems.append(f"{key}: unknown setting; expected one of: {', '.join(sorted(TOP_LEVEL_KEYS))}")
+            continue
+        if isinstance(value, dict) and set(value) == {"secure"}:
+            # Ciphertext only the stack's secrets provider can decrypt. Offline, the program sees an
+            # opaque stand-in that is marked secret, so it is redacted wherever it flows.
+            secret_keys.append(key)
+            value = f"offline-secret:{key}"
+        values[key] = value if isinstance(value, str) else json.dumps(value)
+    if problems:
+        raise PlanError(f"{shown}: {len(problems)} invalid key(s)\n" + "\n".join(f"  - {p}" for p in problems))
+    return StackConfig(environment=environment, path=path, values=values, secret_keys=secret_keys)
+
+
+class OfflineMocks(pulumi_mocks.Mocks):
+    """Provider behaviour offline: echo inputs as state; computed outputs unknown, or placeholders."""
+
+    def __init__(self, placeholders: bool):
+        self.placeholders = placeholders
+
+    def new_resource(self, args: pulumi_mocks.MockResourceArgs) -> tuple[str | None, dict]:
+        if not args.custom:
+            return "", {}
+        if not self.placeholders:
+            # A new-stack preview: the id and every output the provider computes are unknown.
+            return "", dict(args.inputs)
+        digest = hashlib.sha256(f"{args.typ}::{args.name}".encode()).hexdigest()[:16]
+        state = dict(args.inputs)
+        if args.typ.startswith("aws:"):
+            state.setdefault("arn", f"arn:aws:offline:::{args.typ.split(':')[-1]}/{args.name}-{digest}")
+        return f"offline-{digest}", state
+
+    def call(self, args: pulumi_mocks.MockCallArgs) -> tuple[dict, list[tuple[str, str]] | None]:
+        raise ProgramError(
+            f"the program called the provider function {args.token!r}; the offline engine does not model "
+            "provider functions (their results depend on the live account). Take the value from config "
+            "instead, as the AZ list and account ids are."
+        )
+
+
+class RecordingMonitor(pulumi_mocks.MockMonitor):
+    """A MockMonitor that also records each registration the way the engine sees it."""
+
+    def __init__(self, mocks: OfflineMocks):
+        super().__init__(mocks)
+        self._lock = threading.Lock()
+        self.records: dict[str, dict[str, Any]] = {}
+        self.stack_urn: str | None = None
+        self.stack_outputs: dict[str, Any] = {}
+
+    def make_urn(self, parent: str, type_: str, name: str) -> str:
+        """URNs as the real engine forms them: the parent's full qualified type, the root stack left out."""
+        if parent:
+            parent_type = parent.split("::")[2]
+            if parent_type != STACK_TYPE:
+                type_ = f"{parent_type}${type_}"
+        stack, project = pulumi_settings.get_stack(), pulumi_settings.get_project()
+        return f"urn:pulumi:{stack}::{project}::{type_}::{name}"
+
+    def RegisterResource(self, request: Any) -> Any:  # noqa: N802 (gRPC method name)
+        response = super().RegisterResource(request)
+        record = _record(request, response.urn)
+        with self._lock:
+            if request.type == STACK_TYPE:
+                self.stack_urn = response.urn
+            self.records[response.urn] = record
+        return response
+
+    def RegisterResourceOutputs(self, request: Any) -> Any:  # noqa: N802
+        if request.urn == self.stack_urn:
+            with self._lock:
+                self.stack_outputs = _plain(json_format.MessageToDict(request.outputs))
+        return super().RegisterResourceOutputs(request)
+
+
+def _record(request: Any, urn: str) -> dict[str, Any]:
+    options: dict[str, Any] = {
+        "protect": bool(request.protect),
+        "retainOnDelete": bool(request.retainOnDelete),
+        "deleteBeforeReplace": bool(request.deleteBeforeReplace) if request.deleteBeforeReplaceDefined else None,
+        "ignoreChanges": sorted(request.ignoreChanges),
+        "replaceOnChanges": sorted(request.replaceOnChanges),
+        "additionalSecretOutputs": sorted(request.additionalSecretOutputs),
+        "aliases": [_alias(a) for a in request.aliases] + sorted(request.aliasURNs),
+        "deletedWith": request.deletedWith or None,
+        "customTimeouts": _plain(json_format.MessageToDict(request.customTimeouts))
+        if request.HasField("customTimeouts") else None,
+    }
+    provider_urn = request.provider.rsplit("::", 1)[0] if request.provider else None
+    return {
+        "urn": urn,
+        "type": request.type,
+        "name": request.name,
+        "custom": bool(request.custom),
+        "parent": request.parent or None,
+        "provider": provider_urn,
+        "inputs": _plain(json_format.MessageToDict(request.object)),
+        "dependencies": sorted(set(request.dependencies)),
+        "propertyDependencies": {
+            key: sorted(set(deps.urns)) for key, deps in sorted(request.propertyDependencies.items()) if deps.urns
+        },
+        "options": {k: v for k, v in options.items() if v not in (None, [], False)},
+    }
+
+
+def _alias(alias: Any) -> Any:
+    data = _plain(json_format.MessageToDict(alias))
+    return data.get("urn", data) if isinstance(data, dict) else data
+
+
+def _plain(value: Any) -> Any:
+    """Wire form to manifest form: secrets redacted, unknowns marked, whole numbers as ints."""
+    if isinstance(value, dict):
+        sig = value.get(_SIG_KEY)
+        if sig == _SECRET_SIG:
+            return dict(SECRET)
+        if sig == _RESOURCE_SIG:
+            return {"$resourceRef": value.get("urn")}
+        if sig in (_ASSET_SIG, _ARCHIVE_SIG):
+            kind = "$asset" if sig == _ASSET_SIG else "$archive"
+            return {kind: {k: _plain(v) for k, v in sorted(value.items()) if k != _SIG_KEY}}
+        return {k: _plain(v) for k, v in sorted(value.items())}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if value == _UNKNOWN:
+        return dict(UNKNOWN_MARK)
+    if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
+        return int(value)
+    return value
+
+
+def plan(environment: str, *, root: Path | None = None, placeholders: bool = False,
+         config_path: Path | None = None) -> dict[str, Any]:
+    """Plan one environment offline and return its manifest (a JSON-ready dict)."""
+    root = root or project_root()
+    config = load_stack_config(environment, root, config_path)
+    monitor = _run_program(root, config, placeholders)
+    resources = [monitor.records[urn] for urn in sorted(monitor.records)]
+    return {
+        "schemaVersion": MANIFEST_SCHEMA_VERSION,
+        "project": PROJECT,
+        "stack": environment,
+        "mode": "placeholders" if placeholders else "preview",
+        "config": _display(config.path, root),
+        "resources": resources,
+        "outputs": monitor.stack_outputs,
+    }
+
+
+def _run_program(root: Path, config: StackConfig, placeholders: bool) -> RecordingMonitor:
+    """Run ``__main__.py`` in a fresh event loop with fresh mocks (no state leaks between plans)."""
+    program = root / "__main__.py"
+    if str(root) not in sys.path:
+        sys.path.insert(0, str(root))
+    monitor = RecordingMonitor(OfflineMocks(placeholders))
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    try:
+        pulumi_settings.configure(pulumi_mocks.MockSettings(
+            monitor=monitor,
+            monitor_features=set(monitor.GetDeploymentInfo(None).supportedFeatures),
+            engine=pulumi_mocks.MockEngine(logging.getLogger("agentinfra.program")),
+            project=PROJECT,
+            stack=config.environment,
+            dry_run=True,
+            organization="organization",
+            callbacks=None,
+        ))
+        pulumi_settings.ROOT.set(None)
+        set_all_config(config.values, config.secret_keys)
+        def run_program() -> None:
+            runpy.run_path(str(program), run_name="__main__")
+
+        loop.run_until_complete(run_in_stack(run_program))
+    except SettingsError as exc:
+        raise PlanError(exc.with_source(_display(config.path, root)).render()) from None
+    finally:
+        loop.close()
+        asyncio.set_event_loop(None)
+    return monitor

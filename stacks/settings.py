@@ -1,0 +1,538 @@
+"""Typed, validated settings for one environment (one Pulumi stack).
+
+The program reads configuration **only** through ``pulumi.Config`` (see :func:`load_settings`), so
+``pulumi config set`` and Pulumi ESC environments work. :func:`parse_settings` is pure: it turns the
+raw values into frozen dataclasses and reports every problem at once, each naming its key. Every key
+is documented in ``config/README.md``.
+"""
+
+from __future__ import annotations
+
+import enum
+import ipaddress
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from agentinfra_policies.catalog import Catalog, load_catalog
+
+from .reader import Node, Problems, SettingsError
+
+PROJECT = "agent-infra"
+NAMESPACE = "agent-infra"
+
+#: CloudWatch Logs accepts only these retention periods (days).
+LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192,
+                      2557, 2922, 3288, 3653)
+
+#: Redis eviction policies (redis.conf ``maxmemory-policy``).
+MEMORY_POLICIES = ("volatile-lru", "allkeys-lru", "volatile-lfu", "allkeys-lfu", "volatile-random",
+                   "allkeys-random", "volatile-ttl", "noeviction")
+
+_NAME = r"[a-z][a-z0-9-]{0,30}[a-z0-9]"
+_ACCOUNT = re.compile(r"^\d{12}$")
+_REGION = re.compile(r"^[a-z]{2}(-gov)?-[a-z]+-\d$")
+
+
+class NatMode(enum.Enum):
+    """How private subnets reach the internet."""
+
+    PER_AZ = "per_az"
+    """One NAT gateway in each AZ: losing an AZ cuts no other AZ off (staging, prod)."""
+    SINGLE = "single"
+    """One shared NAT gateway: cheaper, a single point of failure (dev)."""
+
+
+class CapacityType(enum.Enum):
+    ON_DEMAND = "on_demand"
+    SPOT = "spot"
+
+
+class TargetMetric(enum.Enum):
+    """What the seed's ``scaling_policy.target_metric`` may name."""
+
+    QUEUE_DEPTH = "queue_depth"
+    """Backlog per in-service instance over the pool's queues (ApproximateNumberOfMessagesVisible)."""
+    CPU_UTILIZATION = "cpu_utilization"
+    """Average CPU utilisation of the group, in percent."""
+
+
+class Persistence(enum.Enum):
+    """The seed's ``redis_config.persistence``; AOF is rejected because ElastiCache does not offer it."""
+
+    SNAPSHOT = "snapshot"
+    NONE = "none"
+
+
+@dataclass(frozen=True)
+class Tags:
+    """Tags every taggable resource carries (through the explicit provider's default tags)."""
+
+    owner: str
+    """Team that owns the environment; required."""
+    cost_centre: str
+    """Cost centre billed for the environment; required."""
+    extra: dict[str, str] = field(default_factory=dict)
+    """Further tags, added as given."""
+
+    def for_environment(self, environment: str) -> dict[str, str]:
+        return {
+            **self.extra,
+            "environment": environment,
+            "project": PROJECT,
+            "owner": self.owner,
+            "cost-centre": self.cost_centre,
+            "managed-by": "pulumi",
+        }
+
+
+@dataclass(frozen=True)
+class NetworkSettings:
+    """The VPC: CIDR, AZs (written in config, never looked up) and subnet layout."""
+
+    cidr: str
+    """VPC IPv4 CIDR, /16 to /24."""
+    azs: tuple[str, ...]
+    """Availability zones, at least 2, all in the stack's region."""
+    public_subnets: tuple[str, ...]
+    """One public subnet CIDR per AZ; default: /24s from the top quarter of the VPC CIDR."""
+    private_subnets: tuple[str, ...]
+    """One private subnet CIDR per AZ; default: the first three quarters of the VPC CIDR split evenly."""
+    nat_gateways: NatMode
+    """``per_az`` (default) or ``single``."""
+    flow_log_traffic: str = "ALL"
+    """Which traffic VPC flow logs record: ALL (default), ACCEPT or REJECT."""
+
+
+@dataclass(frozen=True)
+class KmsSettings:
+    deletion_window_days: int = 30
+    """Days a scheduled key deletion waits (7-30, default 30)."""
+
+
+@dataclass(frozen=True)
+class LogSettings:
+    retention_days: int = 90
+    """CloudWatch log group retention, one of CloudWatch's allowed values (default 90)."""
+
+
+@dataclass(frozen=True)
+class ScalingPolicy:
+    """The seed's ``scaling_policy`` block, in the seed's own shape."""
+
+    min_instances: int
+    """Lower bound of the group (>= 0)."""
+    max_instances: int
+    """Upper bound of the group (>= min_instances, >= 1)."""
+    target_metric: TargetMetric
+    """``queue_depth`` (backlog per instance) or ``cpu_utilization``."""
+    target_value: float
+    """Target for the metric (> 0): messages per instance, or percent CPU."""
+    scale_up_cooldown: int = 60
+    """Seconds before a newly launched instance counts toward the metric (seed: 60s)."""
+    scale_down_cooldown: int = 300
+    """Seconds between scale-in steps (seed: 300s)."""
+
+
+@dataclass(frozen=True)
+class WorkerPoolSettings:
+    """One auto-scaling pool of stateless agent workers."""
+
+    name: str
+    """Lower-case DNS-style name, unique among pools."""
+    instance_types: tuple[str, ...]
+    """CPU instance types from the catalog; the first is the launch template's default."""
+    scaling_policy: ScalingPolicy
+    """The seed's scaling block."""
+    desired_instances: int | None = None
+    """Initial desired capacity; default min_instances. min <= desired <= max."""
+
+
+@dataclass(frozen=True)
+class RedisSettings:
+    """ElastiCache Redis for agent state, with the seed's ``redis_config`` block."""
+
+    node_type: str
+    """ElastiCache node type from the catalog."""
+    shards: int
+    """Node groups (cluster mode) 1-500; 1 when mode is single."""
+    replicas_per_shard: int
+    """Replicas per node group 0-5; at least 1 when replication is enabled."""
+    cluster_mode: bool
+    """Seed ``mode: cluster`` (true) or ``single``."""
+    persistence: Persistence
+    """Seed ``persistence``: snapshot (default) or none. AOF is rejected with an explanation."""
+    memory_policy: str
+    """Seed ``memory_policy``: a redis ``maxmemory-policy`` (seed: allkeys-lru)."""
+    maxmemory_bytes: int | None
+    """Seed ``maxmemory``: total dataset across shards, in bytes; None to skip the sizing check."""
+    replication: bool
+    """Seed ``replication: enabled``."""
+
+
+@dataclass(frozen=True)
+class ModelPoolSettings:
+    """A GPU node pool that hosts one model server."""
+
+    name: str
+    """Lower-case DNS-style name, unique among pools."""
+    instance_type: str
+    """GPU instance type from the catalog."""
+    min_nodes: int
+    """Minimum nodes per AZ (>= 0)."""
+    desired_nodes: int
+    """Initial nodes per AZ; min <= desired <= max."""
+    max_nodes: int
+    """Maximum nodes per AZ (>= 1)."""
+    azs: tuple[str, ...]
+    """AZs the pool spans; default every network AZ; each must be a network AZ."""
+    capacity_type: CapacityType = CapacityType.ON_DEMAND
+    """on_demand (default) or spot."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything one environment asks for."""
+
+    project: str
+    environment: str
+    """The stack name: dev, staging or prod (or any other stack with a config file)."""
+    region: str
+    """``aws:region``."""
+    account_ids: tuple[str, ...]
+    """``aws:allowedAccountIds``: the provider refuses to deploy to any other account."""
+    tags: Tags
+    network: NetworkSettings
+    kms: KmsSettings
+    logs: LogSettings
+    protect_stateful: bool
+    """``protect`` and retain-on-delete on stateful resources (default true; dev may turn it off)."""
+    worker_pools: tuple[WorkerPoolSettings, ...]
+    redis: RedisSettings | None
+    model_pools: tuple[ModelPoolSettings, ...]
+
+    @property
+    def default_tags(self) -> dict[str, str]:
+        return self.tags.for_environment(self.environment)
+
+
+#: Top-level ``agent-infra:`` keys the program reads. The offline engine rejects any other.
+TOP_LEVEL_KEYS = ("tags", "network", "kms", "logs", "protect_stateful", "worker_pools", "redis",
+                  "model_pools")
+
+
+def load_settings() -> Settings:
+    """Read this stack's settings through ``pulumi.Config`` and validate them."""
+    import pulumi
+
+    cfg = pulumi.Config(NAMESPACE)
+    aws = pulumi.Config("aws")
+    raw = {key: _get_structured(cfg, key) for key in TOP_LEVEL_KEYS}
+    return parse_settings(
+        raw,
+        environment=pulumi.get_stack(),
+        region=aws.get("region"),
+        account_ids=_get_structured(aws, "allowedAccountIds"),
+    )
+
+
+def _get_structured(cfg: Any, key: str) -> Any:
+    """Structured config arrives as JSON text; a plain string stays a string."""
+    text = cfg.get(key)
+    if text is None:
+        return None
+    import json
+
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def parse_settings(raw: dict[str, Any], *, environment: str, region: Any, account_ids: Any,
+                   catalog: Catalog | None = None) -> Settings:
+    """Validate raw config values; raise :class:`SettingsError` listing every problem."""
+    catalog = catalog or load_catalog()
+    problems = Problems()
+    root = Node(raw, NAMESPACE, problems)
+    # Top-level keys are addressed as ``agent-infra:key`` (Pulumi's own spelling), not ``agent-infra.key``.
+    root.key = lambda name: f"{NAMESPACE}:{name}"  # type: ignore[method-assign]
+
+    if not isinstance(region, str) or not _REGION.match(region):
+        problems.add("aws:region", f"expected an AWS region such as us-east-1, found {region!r}")
+        region = None
+    accounts = _parse_accounts(account_ids, problems)
+
+    tags = _parse_tags(root.child("tags", required=True), problems)
+    network = _parse_network(root.child("network", required=True), region, problems)
+    kms_node = root.child("kms")
+    kms = KmsSettings(kms_node.integer("deletion_window_days", 30, min=7, max=30)) if kms_node else KmsSettings()
+    logs = _parse_logs(root.child("logs"))
+    protect = root.flag("protect_stateful", True)
+    worker_pools = tuple(root.children("worker_pools", lambda n: _parse_worker_pool(n, catalog)))
+    _unique_names(root, "worker_pools", worker_pools)
+    redis_node = root.child("redis")
+    redis = _parse_redis(redis_node, catalog) if redis_node else None
+    network_azs = network.azs if network else ()
+    model_pools = tuple(root.children("model_pools", lambda n: _parse_model_pool(n, catalog, network_azs)))
+    _unique_names(root, "model_pools", model_pools)
+    for node in (kms_node, redis_node):
+        if node:
+            node.finish()
+    root.finish()
+    problems.raise_if_any()
+
+    assert region and tags and network and logs and protect is not None  # guaranteed by raise_if_any
+    return Settings(
+        project=PROJECT, environment=environment, region=region, account_ids=accounts, tags=tags,
+        network=network, kms=kms, logs=logs, protect_stateful=protect, worker_pools=worker_pools,
+        redis=redis, model_pools=model_pools,
+    )
+
+
+def _parse_accounts(value: Any, problems: Problems) -> tuple[str, ...]:
+    if isinstance(value, list) and value and all(isinstance(a, str) and _ACCOUNT.match(a) for a in value):
+        return tuple(value)
+    problems.add("aws:allowedAccountIds",
+                 f"expected a list of 12-digit AWS account ids (quoted strings), found {value!r}")
+    return ()
+
+
+def _parse_tags(node: Node | None, problems: Problems) -> Tags | None:
+    if node is None:
+        return None
+    owner = node.text("owner")
+    cost_centre = node.text("cost-centre")
+    extra = node.str_map("extra", {})
+    node.finish()
+    if owner is None or cost_centre is None or extra is None:
+        return None
+    return Tags(owner=owner, cost_centre=cost_centre, extra=extra)
+
+
+def _parse_logs(node: Node | None) -> LogSettings:
+    if node is None:
+        return LogSettings()
+    retention = node.integer("retention_days", 90)
+    if retention is not None and retention not in LOG_RETENTION_DAYS:
+        node.fail("retention_days", f"expected one of CloudWatch's retention periods "
+                                    f"{', '.join(map(str, LOG_RETENTION_DAYS))}, found {retention}")
+    node.finish()
+    return LogSettings(retention if retention in LOG_RETENTION_DAYS else 90)
+
+
+def _parse_network(node: Node | None, region: str | None, problems: Problems) -> NetworkSettings | None:
+    if node is None:
+        return None
+    cidr = node.cidr("cidr")
+    if cidr is not None and not 16 <= cidr.prefixlen <= 24:
+        node.fail("cidr", f"expected a VPC CIDR from /16 to /24 (AWS's limits), found {cidr}")
+        cidr = None
+    azs = node.str_list("azs", min_len=2)
+    if azs is not None:
+        for index, az in enumerate(azs):
+            if region and not re.fullmatch(re.escape(region) + r"[a-z]", az):
+                problems.add(f"{node.key('azs')}[{index}]",
+                             f"expected an availability zone of {region} such as {region}a, found {az!r}")
+        if len(set(azs)) != len(azs):
+            node.fail("azs", f"expected distinct availability zones, found {list(azs)}")
+    az_count = node.integer("az_count", None, min=2)
+    if az_count is not None and azs is not None and az_count != len(azs):
+        node.fail("az_count", f"expected {len(azs)} to match the {len(azs)} zones listed in azs, found {az_count}")
+    nat = node.text("nat_gateways", NatMode.PER_AZ.value, choices=[m.value for m in NatMode])
+    traffic = node.text("flow_log_traffic", "ALL", choices=["ALL", "ACCEPT", "REJECT"])
+    public = _subnets(node, "public_subnets", cidr, azs)
+    private = _subnets(node, "private_subnets", cidr, azs)
+    node.finish()
+    if cidr is None or azs is None or nat is None or traffic is None:
+        return None
+    if public is None or private is None:
+        return None
+    default_public, default_private = default_subnets(cidr, len(azs))
+    public = public or default_public
+    private = private or default_private
+    _check_no_overlap(node, public, private)
+    return NetworkSettings(cidr=str(cidr), azs=azs, public_subnets=public, private_subnets=private,
+                           nat_gateways=NatMode(nat), flow_log_traffic=traffic)
+
+
+def default_subnets(cidr: ipaddress.IPv4Network, count: int) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """Split the VPC into ``count + 1`` (rounded up to a power of two) equal blocks.
+
+    Private subnets take the first ``count`` blocks: they hold the pods (the VPC CNI gives every pod an
+    address), so they get the room. Public subnets (load balancers and NAT only) are /24s, or smaller
+    for a small VPC, carved from the last block.
+    """
+    bits = count.bit_length()  # 2**bits > count, so one block is always left for the public subnets
+    blocks = list(cidr.subnets(prefixlen_diff=bits))
+    last = blocks[-1]
+    public_prefix = last.prefixlen + max(1, (count - 1).bit_length())
+    public_prefix = max(public_prefix, min(24, 28))
+    public = list(last.subnets(new_prefix=min(public_prefix, 28)))[:count]
+    return tuple(str(s) for s in public), tuple(str(b) for b in blocks[:count])
+
+
+def _subnets(node: Node, name: str, vpc: ipaddress.IPv4Network | None,
+             azs: tuple[str, ...] | None) -> tuple[str, ...] | None:
+    """Explicit subnet CIDRs: one per AZ, each inside the VPC. Returns () when not given, None when invalid."""
+    if not node.has(name):
+        node._take(name, ())
+        return ()
+    values = node.str_list(name)
+    if values is None:
+        return None
+    ok = True
+    if azs is not None and len(values) != len(azs):
+        node.fail(name, f"expected one subnet per availability zone ({len(azs)}), found {len(values)}")
+        ok = False
+    for index, text in enumerate(values):
+        key = f"{node.key(name)}[{index}]"
+        subnet = node.check_cidr(key, text)
+        if subnet is None:
+            ok = False
+        elif vpc is not None and not subnet.subnet_of(vpc):
+            node.problems.add(key, f"expected a subnet inside the VPC CIDR {vpc}, found {subnet}")
+            ok = False
+    return tuple(values) if ok else None
+
+
+def _check_no_overlap(node: Node, public: tuple[str, ...], private: tuple[str, ...]) -> None:
+    named = [(f"public_subnets[{i}]", ipaddress.IPv4Network(c)) for i, c in enumerate(public)]
+    named += [(f"private_subnets[{i}]", ipaddress.IPv4Network(c)) for i, c in enumerate(private)]
+    for i, (key_a, net_a) in enumerate(named):
+        for key_b, net_b in named[i + 1:]:
+            if net_a.overlaps(net_b):
+                node.fail(key_b, f"expected a CIDR that does not overlap {node.key(key_a)} ({net_a}), found {net_b}")
+
+
+def _parse_scaling(node: Node | None) -> ScalingPolicy | None:
+    if node is None:
+        return None
+    lo = node.integer("min_instances", min=0)
+    hi = node.integer("max_instances", min=1)
+    metric = node.text("target_metric", choices=[m.value for m in TargetMetric])
+    target = node.number("target_value")
+    if target is not None and target <= 0:
+        node.fail("target_value", f"expected a number above 0, found {target}")
+        target = None
+    up = node.duration_seconds("scale_up_cooldown", 60, max=3600)
+    down = node.duration_seconds("scale_down_cooldown", 300, max=3600)
+    node.finish()
+    if lo is not None and hi is not None and lo > hi:
+        node.fail("min_instances", f"expected at most max_instances ({hi}), found {lo}")
+        return None
+    if None in (lo, hi, metric, target, up, down):
+        return None
+    return ScalingPolicy(lo, hi, TargetMetric(metric), target, up, down)
+
+
+def _parse_worker_pool(node: Node, catalog: Catalog) -> WorkerPoolSettings | None:
+    name = node.text("name", pattern=_NAME, what="a lower-case name of letters, digits and dashes")
+    types = node.str_list("instance_types", min_len=1)
+    if types is not None:
+        for index, itype in enumerate(types):
+            spec = catalog.get(itype)
+            if spec is None or spec.family != "ec2" or spec.has_gpu:
+                node.problems.add(
+                    f"{node.key('instance_types')}[{index}]",
+                    f"expected a CPU instance type from the catalog ({', '.join(catalog.names('ec2', gpu=False))}),"
+                    f" found {itype!r}")
+                types = None
+    scaling = _parse_scaling(node.child("scaling_policy", required=True))
+    desired = node.integer("desired_instances", None, min=0)
+    if scaling and desired is not None and not scaling.min_instances <= desired <= scaling.max_instances:
+        node.fail("desired_instances", f"expected a value from min_instances ({scaling.min_instances}) to "
+                                       f"max_instances ({scaling.max_instances}), found {desired}")
+        return None
+    if name is None or types is None or scaling is None:
+        return None
+    return WorkerPoolSettings(name=name, instance_types=types, scaling_policy=scaling, desired_instances=desired)
+
+
+def _parse_redis(node: Node, catalog: Catalog) -> RedisSettings | None:
+    node_type = node.text("node_type")
+    if node_type is not None:
+        spec = catalog.get(node_type)
+        if spec is None or spec.family != "elasticache":
+            node.fail("node_type", f"expected an ElastiCache node type from the catalog "
+                                   f"({', '.join(catalog.names('elasticache'))}), found {node_type!r}")
+            node_type = None
+    shards = node.integer("shards", 1, min=1, max=500)
+    replicas = node.integer("replicas_per_shard", 1, min=0, max=5)
+    seed = node.child("redis_config", required=True)
+    if seed is None:
+        return None
+    mode = seed.text("mode", "cluster", choices=["cluster", "single"])
+    persistence = seed.text("persistence", "snapshot")
+    if persistence is not None and persistence.lower() == "aof":
+        seed.fail("persistence",
+                  "AOF is not available: ElastiCache does not offer append-only files on current Redis "
+                  "and Valkey engines. Use `snapshot` (Multi-AZ replicas with automatic failover plus "
+                  "daily snapshots, the default) or, for durability of every write, `engine: memorydb` "
+                  "(Amazon MemoryDB's multi-AZ transaction log). Found 'AOF'")
+        persistence = None
+    elif persistence is not None and persistence not in {p.value for p in Persistence}:
+        seed.fail("persistence", f"expected snapshot or none, found {persistence!r}")
+        persistence = None
+    policy = seed.text("memory_policy", "allkeys-lru", choices=MEMORY_POLICIES)
+    maxmemory = seed.size_bytes("maxmemory", None)
+    replication = seed.text("replication", "enabled", choices=["enabled", "disabled"])
+    seed.finish()
+    if mode == "single" and shards not in (None, 1):
+        node.fail("shards", f"expected 1 when redis_config.mode is single, found {shards}")
+        shards = None
+    if replication == "enabled" and replicas == 0:
+        node.fail("replicas_per_shard", "expected at least 1 when redis_config.replication is enabled, found 0")
+        replicas = None
+    if None in (node_type, shards, replicas, mode, persistence, policy, replication):
+        return None
+    return RedisSettings(node_type=node_type, shards=shards, replicas_per_shard=replicas,
+                         cluster_mode=mode == "cluster", persistence=Persistence(persistence),
+                         memory_policy=policy, maxmemory_bytes=maxmemory, replication=replication == "enabled")
+
+
+def _parse_model_pool(node: Node, catalog: Catalog, network_azs: tuple[str, ...]) -> ModelPoolSettings | None:
+    name = node.text("name", pattern=_NAME, what="a lower-case name of letters, digits and dashes")
+    itype = node.text("instance_type")
+    if itype is not None:
+        spec = catalog.get(itype)
+        if spec is None or not spec.has_gpu:
+            node.fail("instance_type", f"expected a GPU instance type from the catalog "
+                                       f"({', '.join(catalog.names('ec2', gpu=True))}), found {itype!r}")
+            itype = None
+    lo = node.integer("min_nodes", 0, min=0)
+    hi = node.integer("max_nodes", min=1)
+    desired = node.integer("desired_nodes", None, min=0)
+    if lo is not None and desired is None:
+        desired = lo
+    if None not in (lo, hi, desired) and not lo <= desired <= hi:
+        node.fail("desired_nodes", f"expected min_nodes ({lo}) <= desired_nodes <= max_nodes ({hi}), "
+                                   f"found {desired}")
+        desired = None
+    azs = node.str_list("azs", network_azs, min_len=1)
+    if azs is not None and network_azs:
+        for index, az in enumerate(azs):
+            if az not in network_azs:
+                node.problems.add(f"{node.key('azs')}[{index}]",
+                                  f"expected one of the network's AZs ({', '.join(network_azs)}), found {az!r}")
+                azs = None
+    capacity = node.text("capacity_type", CapacityType.ON_DEMAND.value, choices=[c.value for c in CapacityType])
+    if None in (name, itype, lo, hi, desired, azs, capacity):
+        return None
+    return ModelPoolSettings(name=name, instance_type=itype, min_nodes=lo, desired_nodes=desired, max_nodes=hi,
+                             azs=azs, capacity_type=CapacityType(capacity))
+
+
+def _unique_names(root: Node, key: str, items: tuple[Any, ...]) -> None:
+    seen: set[str] = set()
+    for item in items:
+        if item.name in seen:
+            root.fail(key, f"expected unique pool names, found {item.name!r} twice")
+        seen.add(item.name)
+
+
+__all__ = [
+    "CapacityType", "KmsSettings", "LogSettings", "ModelPoolSettings", "NatMode", "NetworkSettings",
+    "Persistence", "RedisSettings", "ScalingPolicy", "Settings", "SettingsError", "Tags", "TargetMetric",
+    "WorkerPoolSettings", "load_settings", "parse_settings", "TOP_LEVEL_KEYS",
+]

@@ -1,0 +1,169 @@
+"""The offline engine records what the Pulumi engine would pass to a policy pack."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+from helpers import ROOT, raw_config, write_config
+
+from agentinfra import manifest as mf
+from agentinfra.engine import PlanError, ProgramError, load_stack_config, plan
+
+PROGRAM = '''
+import pulumi
+import pulumi_aws as aws
+
+
+class Box(pulumi.ComponentResource):
+    def __init__(self, name, opts=None):
+        super().__init__("test:index:Box", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        key = aws.kms.Key(f"{name}-key", aws.kms.KeyArgs(enable_key_rotation=True), opts=child)
+        bucket = aws.s3.Bucket(f"{name}-bucket", opts=pulumi.ResourceOptions(
+            parent=self, protect=True, retain_on_delete=True, ignore_changes=["tags"]))
+        aws.s3.BucketServerSideEncryptionConfiguration(
+            f"{name}-sse",
+            aws.s3.BucketServerSideEncryptionConfigurationInitArgs(
+                bucket=bucket.id,
+                rules=[aws.s3.BucketServerSideEncryptionConfigurationRuleArgs(
+                    apply_server_side_encryption_by_default=aws.s3.
+                    BucketServerSideEncryptionConfigurationRuleApplyServerSideEncryptionByDefaultArgs(
+                        sse_algorithm="aws:kms", kms_master_key_id=key.arn))],
+            ),
+            opts=child,
+        )
+        self.register_outputs({"bucket": bucket.id})
+
+
+token = pulumi.Config("test").require_secret("token")
+aws.ssm.Parameter("param", type="SecureString", value=token)
+Box("box")
+pulumi.export("token", token)
+pulumi.export("region", pulumi.Config("aws").require("region"))
+'''
+
+PLANTED = "planted-s3cr3t-value-7f3a"
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    (tmp_path / "__main__.py").write_text(PROGRAM)
+    (tmp_path / "config").mkdir()
+    write_config(tmp_path / "config" / "Pulumi.dev.yaml", {"aws:region": "eu-west-1", "test:token": PLANTED})
+    return tmp_path
+
+
+def by_name(manifest: dict[str, Any], name: str) -> dict[str, Any]:
+    return next(r for r in manifest["resources"] if r["name"] == name)
+
+
+def test_records_parents_urns_and_custom_flag(project: Path) -> None:
+    m = plan("dev", root=project)
+    box, sse = by_name(m, "box"), by_name(m, "box-sse")
+    assert box["urn"] == "urn:pulumi:dev::agent-infra::test:index:Box::box"
+    assert box["custom"] is False and sse["custom"] is True
+    assert sse["parent"] == box["urn"]
+    assert sse["urn"] == ("urn:pulumi:dev::agent-infra::test:index:Box$"
+                          "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration"
+                          "::box-sse")
+    assert box["parent"] == "urn:pulumi:dev::agent-infra::pulumi:pulumi:Stack::agent-infra-dev"
+
+
+def test_records_camelcase_inputs_and_property_dependencies(project: Path) -> None:
+    m = plan("dev", root=project)
+    sse = by_name(m, "box-sse")
+    rule = sse["inputs"]["rules"][0]["applyServerSideEncryptionByDefault"]
+    assert rule["sseAlgorithm"] == "aws:kms"
+    assert sse["propertyDependencies"]["bucket"] == [by_name(m, "box-bucket")["urn"]]
+    assert sse["propertyDependencies"]["rules"] == [by_name(m, "box-key")["urn"]]
+    assert set(sse["dependencies"]) == {by_name(m, "box-bucket")["urn"], by_name(m, "box-key")["urn"]}
+    assert by_name(m, "box-key")["inputs"]["enableKeyRotation"] is True
+
+
+def test_new_stack_preview_leaves_computed_outputs_unknown(project: Path) -> None:
+    sse = by_name(plan("dev", root=project), "box-sse")
+    assert mf.is_unknown(sse["inputs"]["bucket"])
+    assert mf.is_unknown(sse["inputs"]["rules"][0]["applyServerSideEncryptionByDefault"]["kmsMasterKeyId"])
+
+
+def test_placeholders_are_deterministic_and_derived_from_the_urn(project: Path) -> None:
+    first = by_name(plan("dev", root=project, placeholders=True), "box-sse")
+    second = by_name(plan("dev", root=project, placeholders=True), "box-sse")
+    assert first["inputs"]["bucket"].startswith("offline-")
+    assert first["inputs"]["rules"][0]["applyServerSideEncryptionByDefault"]["kmsMasterKeyId"].startswith(
+        "arn:aws:offline:::")
+    assert first == second
+
+
+def test_records_resource_options(project: Path) -> None:
+    bucket = by_name(plan("dev", root=project), "box-bucket")
+    assert bucket["options"]["protect"] is True
+    assert bucket["options"]["retainOnDelete"] is True
+    assert bucket["options"]["ignoreChanges"] == ["tags"]
+    assert bucket["provider"] is None or bucket["provider"].startswith("urn:pulumi:dev::agent-infra::")
+
+
+def test_secret_config_values_never_reach_the_manifest(project: Path) -> None:
+    m = plan("dev", root=project)
+    text = mf.dumps(m)
+    assert PLANTED not in text
+    assert by_name(m, "param")["inputs"]["value"] == mf.SECRET
+    assert m["outputs"]["token"] == mf.SECRET
+    assert m["outputs"]["region"] == "eu-west-1"
+
+
+def test_secure_config_values_are_opaque_and_secret(project: Path) -> None:
+    write_config(project / "config" / "Pulumi.dev.yaml",
+                 {"aws:region": "eu-west-1", "test:token": {"secure": "v1:AAAA" + PLANTED}})
+    config = load_stack_config("dev", project)
+    assert config.secret_keys == ["test:token"]
+    text = mf.dumps(plan("dev", root=project))
+    assert PLANTED not in text and "offline-secret" not in text
+
+
+def test_two_runs_give_identical_bytes(project: Path) -> None:
+    assert mf.dumps(plan("dev", root=project)) == mf.dumps(plan("dev", root=project))
+
+
+def test_shipped_prod_plan_is_byte_identical_between_runs() -> None:
+    assert mf.dumps(plan("prod")) == mf.dumps(plan("prod"))
+
+
+def test_config_set_in_the_stack_file_reaches_the_program(tmp_path: Path) -> None:
+    config = raw_config("dev")
+    config["agent-infra:tags"]["owner"] = "team-from-the-stack-file"
+    path = write_config(tmp_path / "Pulumi.dev.yaml", config)
+    m = plan("dev", config_path=path)
+    provider = next(r for r in m["resources"] if r["type"] == "pulumi:providers:aws")
+    assert json.loads(provider["inputs"]["defaultTags"])["tags"]["owner"] == "team-from-the-stack-file"
+
+
+def test_every_stack_exports_marker_outputs(plans: dict[str, dict[str, Any]]) -> None:
+    for env, m in plans.items():
+        assert m["outputs"]["project"] == "agent-infra"
+        assert m["outputs"]["stack"] == env
+        assert m["outputs"]["schemaVersion"] == 1
+
+
+def test_invokes_are_refused_with_an_explanation(project: Path) -> None:
+    (project / "__main__.py").write_text("import pulumi_aws as aws\naws.get_caller_identity()\n")
+    with pytest.raises(ProgramError, match="does not model provider functions"):
+        plan("dev", root=project)
+
+
+def test_unknown_top_level_key_names_file_and_key(tmp_path: Path) -> None:
+    config = raw_config("dev")
+    config["agent-infra:netwrk"] = {"cidr": "10.0.0.0/16"}
+    path = write_config(tmp_path / "Pulumi.dev.yaml", config)
+    with pytest.raises(PlanError, match=r"Pulumi.dev.yaml: 1 invalid key\(s\)\n  - agent-infra:netwrk: unknown"):
+        load_stack_config("dev", path=path)
+
+
+def test_shipped_program_matches_pulumi_project_layout() -> None:
+    project = (ROOT / "Pulumi.yaml").read_text()
+    assert "name: agent-infra" in project and "stackConfigDir: config" in project
+    assert shutil.which("agentinfra") is not None
