@@ -24,6 +24,7 @@ import logging
 import runpy
 import sys
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -252,27 +253,31 @@ def _plain(value: Any) -> Any:
 
 def plan(environment: str, *, root: Path | None = None, placeholders: bool = False,
          config_path: Path | None = None) -> dict[str, Any]:
-    """Plan one environment offline and return its manifest (a JSON-ready dict)."""
+    """Plan one environment offline: run ``__main__.py`` with its config and return the manifest."""
     root = root or project_root()
     config = load_stack_config(environment, root, config_path)
-    monitor = _run_program(root, config, placeholders)
-    resources = [monitor.records[urn] for urn in sorted(monitor.records)]
-    return {
-        "schemaVersion": MANIFEST_SCHEMA_VERSION,
-        "project": PROJECT,
-        "stack": environment,
-        "mode": "placeholders" if placeholders else "preview",
-        "config": _display(config.path, root),
-        "resources": resources,
-        "outputs": monitor.stack_outputs,
-    }
-
-
-def _run_program(root: Path, config: StackConfig, placeholders: bool) -> RecordingMonitor:
-    """Run ``__main__.py`` in a fresh event loop with fresh mocks (no state leaks between plans)."""
     program = root / "__main__.py"
     if str(root) not in sys.path:
         sys.path.insert(0, str(root))
+
+    def run_main() -> None:
+        runpy.run_path(str(program), run_name="__main__")
+
+    try:
+        manifest = record(run_main, stack=environment, config=config.values, secret_keys=config.secret_keys,
+                          placeholders=placeholders)
+    except SettingsError as exc:
+        raise PlanError(exc.with_source(_display(config.path, root)).render()) from None
+    manifest["config"] = _display(config.path, root)
+    return manifest
+
+
+def record(program: Callable[[], None], *, stack: str, config: dict[str, str] | None = None,
+           secret_keys: list[str] | None = None, placeholders: bool = False) -> dict[str, Any]:
+    """Run ``program`` as a Pulumi program in a fresh event loop with fresh mocks; return its manifest.
+
+    Nothing leaks between calls: each gets its own loop, monitor, settings, root stack and config.
+    """
     monitor = RecordingMonitor(OfflineMocks(placeholders))
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
@@ -282,20 +287,23 @@ def _run_program(root: Path, config: StackConfig, placeholders: bool) -> Recordi
             monitor_features=set(monitor.GetDeploymentInfo(None).supportedFeatures),
             engine=pulumi_mocks.MockEngine(logging.getLogger("agentinfra.program")),
             project=PROJECT,
-            stack=config.environment,
+            stack=stack,
             dry_run=True,
             organization="organization",
             callbacks=None,
         ))
         pulumi_settings.ROOT.set(None)
-        set_all_config(config.values, config.secret_keys)
-        def run_program() -> None:
-            runpy.run_path(str(program), run_name="__main__")
-
-        loop.run_until_complete(run_in_stack(run_program))
-    except SettingsError as exc:
-        raise PlanError(exc.with_source(_display(config.path, root)).render()) from None
+        set_all_config(dict(config or {}), list(secret_keys or []))
+        loop.run_until_complete(run_in_stack(program))
     finally:
         loop.close()
         asyncio.set_event_loop(None)
-    return monitor
+    return {
+        "schemaVersion": MANIFEST_SCHEMA_VERSION,
+        "project": PROJECT,
+        "stack": stack,
+        "mode": "placeholders" if placeholders else "preview",
+        "config": None,
+        "resources": [monitor.records[urn] for urn in sorted(monitor.records)],
+        "outputs": monitor.stack_outputs,
+    }

@@ -1,12 +1,19 @@
-"""Compose one environment: read its settings once, build the explicit provider, export the markers.
+"""Compose one environment: read its settings once, build each component's Args, wire them together.
 
 This is the only module that knows about environments; components receive typed Args.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import pulumi
 import pulumi_aws as aws
+
+from components.aws_env import AwsEnvironment
+from components.kms_key import EncryptionKey, EncryptionKeyArgs
+from components.naming import Naming
+from components.network import Network, NetworkArgs
 
 from .settings import Settings, load_settings
 
@@ -14,20 +21,52 @@ from .settings import Settings, load_settings
 OUTPUT_SCHEMA_VERSION = 1
 
 
-def build() -> Settings:
-    """Build the stack for ``pulumi.get_stack()``; returns the settings it was built from."""
+@dataclass
+class Platform:
+    """What the stack built, for the components composed after it."""
+
+    settings: Settings
+    env: AwsEnvironment
+    naming: Naming
+    provider: aws.Provider
+    logs_key: EncryptionKey
+    network: Network
+
+
+def build() -> Platform:
+    """Build the stack for ``pulumi.get_stack()``."""
     settings = load_settings()
+    env = AwsEnvironment(account_id=settings.account_id, region=settings.region)
+    naming = Naming(settings.project, settings.environment)
     provider = aws_provider(settings)
+    # Every component inherits the explicit provider (and so its default tags) through `providers`.
+    opts = pulumi.ResourceOptions(providers=[provider])
+
+    logs_key = EncryptionKey("logs-key", EncryptionKeyArgs(
+        description=f"{naming.prefix}: CloudWatch Logs (flow logs, control-plane and access logs)",
+        env=env, alias=naming.name("logs"), services=("logs",),
+        deletion_window_days=settings.kms.deletion_window_days, protect=settings.protect_stateful), opts=opts)
+
+    net = settings.network
+    network = Network("network", NetworkArgs(
+        naming=naming, env=env, cidr=net.cidr, azs=net.azs, public_subnets=net.public_subnets,
+        private_subnets=net.private_subnets, nat_gateways=net.nat_gateways, log_kms_key_arn=logs_key.arn,
+        flow_log_traffic=net.flow_log_traffic, flow_log_retention_days=settings.logs.retention_days,
+        cluster_name=naming.cluster_name), opts=opts)
+
     export_markers(settings)
-    _ = provider
-    return settings
+    pulumi.export("vpcId", network.vpc_id)
+    pulumi.export("azs", list(network.azs))
+    pulumi.export("privateSubnetIds", network.private_subnet_ids)
+    pulumi.export("publicSubnetIds", network.public_subnet_ids)
+    return Platform(settings, env, naming, provider, logs_key, network)
 
 
 def aws_provider(settings: Settings) -> aws.Provider:
     """The one AWS provider every component uses.
 
     Explicit, so that its default tags are part of the program (and visible to the policy pack and the
-    offline plan), and so that a deploy to any account other than the configured ones is refused.
+    offline plan), and so that a deploy to any account other than the configured one is refused.
     """
     return aws.Provider(
         "aws",

@@ -16,14 +16,13 @@ from typing import Any
 
 from agentinfra_policies.catalog import Catalog, load_catalog
 
+from components.log_group import RETENTION_DAYS as LOG_RETENTION_DAYS
+from components.network import NatGatewayMode as NatMode
+
 from .reader import Node, Problems, SettingsError
 
 PROJECT = "agent-infra"
 NAMESPACE = "agent-infra"
-
-#: CloudWatch Logs accepts only these retention periods (days).
-LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192,
-                      2557, 2922, 3288, 3653)
 
 #: Redis eviction policies (redis.conf ``maxmemory-policy``).
 MEMORY_POLICIES = ("volatile-lru", "allkeys-lru", "volatile-lfu", "allkeys-lfu", "volatile-random",
@@ -32,15 +31,6 @@ MEMORY_POLICIES = ("volatile-lru", "allkeys-lru", "volatile-lfu", "allkeys-lfu",
 _NAME = r"[a-z][a-z0-9-]{0,30}[a-z0-9]"
 _ACCOUNT = re.compile(r"^\d{12}$")
 _REGION = re.compile(r"^[a-z]{2}(-gov)?-[a-z]+-\d$")
-
-
-class NatMode(enum.Enum):
-    """How private subnets reach the internet."""
-
-    PER_AZ = "per_az"
-    """One NAT gateway in each AZ: losing an AZ cuts no other AZ off (staging, prod)."""
-    SINGLE = "single"
-    """One shared NAT gateway: cheaper, a single point of failure (dev)."""
 
 
 class CapacityType(enum.Enum):
@@ -200,7 +190,7 @@ class Settings:
     region: str
     """``aws:region``."""
     account_ids: tuple[str, ...]
-    """``aws:allowedAccountIds``: the provider refuses to deploy to any other account."""
+    """``aws:allowedAccountIds``: exactly one id; the provider refuses to deploy to any other account."""
     tags: Tags
     network: NetworkSettings
     kms: KmsSettings
@@ -210,6 +200,10 @@ class Settings:
     worker_pools: tuple[WorkerPoolSettings, ...]
     redis: RedisSettings | None
     model_pools: tuple[ModelPoolSettings, ...]
+
+    @property
+    def account_id(self) -> str:
+        return self.account_ids[0]
 
     @property
     def default_tags(self) -> dict[str, str]:
@@ -291,10 +285,11 @@ def parse_settings(raw: dict[str, Any], *, environment: str, region: Any, accoun
 
 
 def _parse_accounts(value: Any, problems: Problems) -> tuple[str, ...]:
-    if isinstance(value, list) and value and all(isinstance(a, str) and _ACCOUNT.match(a) for a in value):
+    if isinstance(value, list) and len(value) == 1 and isinstance(value[0], str) and _ACCOUNT.match(value[0]):
         return tuple(value)
     problems.add("aws:allowedAccountIds",
-                 f"expected a list of 12-digit AWS account ids (quoted strings), found {value!r}")
+                 f"expected a list of exactly one 12-digit AWS account id (a quoted string): the account this "
+                 f"stack deploys to, named in key policies and trust policies; found {value!r}")
     return ()
 
 

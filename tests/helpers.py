@@ -34,3 +34,18 @@ def write_config(path: Path, config: dict[str, Any]) -> Path:
 
 def resources_of(manifest: dict[str, Any], type_: str) -> list[dict[str, Any]]:
     return [r for r in manifest["resources"] if r["type"] == type_]
+
+
+def by_name(manifest: dict[str, Any], name: str) -> dict[str, Any]:
+    return next(r for r in manifest["resources"] if r["name"] == name)
+
+
+def children_of(manifest: dict[str, Any], parent_urn: str) -> list[dict[str, Any]]:
+    return [r for r in manifest["resources"] if r.get("parent") == parent_urn]
+
+
+def record_component(build: Any, stack: str = "test") -> dict[str, Any]:
+    """Run ``build()`` as a whole Pulumi program under fresh mocks and return what it registered."""
+    from agentinfra.engine import record
+
+    return record(build, stack=stack)

@@ -169,8 +169,9 @@ def test_aof_message_names_the_real_choices() -> None:
 
 @pytest.mark.parametrize(("key", "value", "fragment"), [
     ("region", "mars-1", "aws:region: expected an AWS region"),
-    ("account_ids", ["12345"], "aws:allowedAccountIds: expected a list of 12-digit AWS account ids"),
-    ("account_ids", None, "aws:allowedAccountIds: expected a list of 12-digit AWS account ids"),
+    ("account_ids", ["12345"], "aws:allowedAccountIds: expected a list of exactly one 12-digit AWS account id"),
+    ("account_ids", None, "aws:allowedAccountIds: expected a list of exactly one 12-digit AWS account id"),
+    ("account_ids", ["111111111111", "222222222222"], "aws:allowedAccountIds: expected a list of exactly one"),
 ])
 def test_aws_settings_are_checked(key: str, value: Any, fragment: str) -> None:
     assert fragment in error_for(**{key: value})
