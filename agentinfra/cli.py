@@ -39,14 +39,40 @@ def build_parser() -> argparse.ArgumentParser:
 
     plan = sub.add_parser("plan", help="run the Pulumi program offline and record every resource")
     _environment_args(plan)
-    plan.add_argument("--out", type=Path, metavar="PATH",
-                      help="write the manifest as JSON (a file; with --all, a directory of <env>.json)")
-    plan.add_argument("--placeholders", action="store_true",
-                      help="deterministic placeholder ids and ARNs instead of unknowns (for diff and cost)")
-    plan.add_argument("--config", type=Path, metavar="FILE",
-                      help="read this stack config file instead of config/Pulumi.<env>.yaml (one environment)")
+    plan.add_argument(
+        "--out",
+        type=Path,
+        metavar="PATH",
+        help="write the manifest as JSON (a file; with --all, a directory of <env>.json)",
+    )
+    plan.add_argument(
+        "--placeholders",
+        action="store_true",
+        help="deterministic placeholder ids and ARNs instead of unknowns (for diff and cost)",
+    )
+    plan.add_argument(
+        "--config",
+        type=Path,
+        metavar="FILE",
+        help="read this stack config file instead of config/Pulumi.<env>.yaml (one environment)",
+    )
     plan.add_argument("--quiet", action="store_true", help="print only the count by type")
     plan.set_defaults(handler=cmd_plan)
+
+    check = sub.add_parser("check", help="plan (or read a manifest) and run the policy pack offline")
+    _environment_args(check)
+    check.add_argument("--manifest", type=Path, metavar="FILE", help="check this manifest instead of planning")
+    check.add_argument(
+        "--policy-config", type=Path, metavar="FILE", help="policy-pack config (default policies/config/<env>.json)"
+    )
+    check.add_argument("--json", type=Path, metavar="FILE", help="write the results as JSON")
+    check.add_argument("--sarif", type=Path, metavar="FILE", help="write the results as SARIF 2.1.0")
+    check.add_argument(
+        "--hide-unknown",
+        action="store_true",
+        help="list only violations in the table (unknown-value results stay in JSON and SARIF)",
+    )
+    check.set_defaults(handler=cmd_check)
     return parser
 
 
@@ -93,6 +119,43 @@ def cmd_plan(args: argparse.Namespace) -> int:
             mf.write_atomic(args.out, mf.dumps(manifests[0]))
         print(f"manifest written to {args.out}", file=sys.stderr)
     return EXIT_OK
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    import json
+
+    from agentinfra_policies.pack import all_rules
+
+    from . import manifest as mf
+    from . import report
+    from .engine import plan
+    from .gate import evaluate, load_policy_config, policy_config_path
+
+    if args.manifest:
+        if args.all:
+            raise UsageError("--manifest names one manifest; it cannot be combined with --all")
+        manifests = [mf.load(args.manifest)]
+        if args.environment and manifests[0]["stack"] != args.environment:
+            raise UsageError(f"--manifest holds stack {manifests[0]['stack']!r}, not {args.environment!r}")
+    else:
+        manifests = [plan(env) for env in _selected_environments(args)]
+    if args.policy_config and len(manifests) > 1:
+        raise UsageError("--policy-config names one environment's file; it cannot be combined with --all")
+
+    results = []
+    for m in manifests:
+        env = m["stack"]
+        path = args.policy_config or policy_config_path(env)
+        results.append(evaluate(m, load_policy_config(env, path), source=str(path)))
+    for result in results:
+        print(report.table(result, show_unknown=not args.hide_unknown))
+    if args.json:
+        payload = {"results": [r.to_json() for r in results], "passed": all(r.passed for r in results)}
+        mf.write_atomic(args.json, json.dumps(payload, indent=2, sort_keys=True) + "\n")
+    if args.sarif:
+        configs = {m["stack"]: m.get("config") or "" for m in manifests}
+        mf.write_atomic(args.sarif, json.dumps(report.sarif(results, all_rules(), configs), indent=2) + "\n")
+    return EXIT_OK if all(r.passed for r in results) else EXIT_VIOLATION
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -79,7 +79,7 @@ def project_root() -> Path:
 def environments(root: Path | None = None) -> list[str]:
     """Every environment that has a config file, sorted."""
     root = root or project_root()
-    return sorted(p.name[len("Pulumi."):-len(".yaml")] for p in (root / "config").glob("Pulumi.*.yaml"))
+    return sorted(p.name[len("Pulumi.") : -len(".yaml")] for p in (root / "config").glob("Pulumi.*.yaml"))
 
 
 def _display(path: Path, root: Path) -> str:
@@ -110,8 +110,9 @@ def load_stack_config(environment: str, root: Path | None = None, path: Path | N
         raise PlanError(f"{shown}: cannot be read: {exc.strerror}") from None
     if not isinstance(data, dict) or not isinstance(data.get("config"), dict):
         found = type(data).__name__ if not isinstance(data, dict) else f"keys {sorted(data)}"
-        raise PlanError(f"{shown}: expected a top-level `config:` mapping (Pulumi's stack config format), "
-                        f"found {found}")
+        raise PlanError(
+            f"{shown}: expected a top-level `config:` mapping (Pulumi's stack config format), found {found}"
+        )
     values: dict[str, str] = {}
     secret_keys: list[str] = []
     problems: list[str] = []
@@ -206,7 +207,8 @@ def _record(request: Any, urn: str) -> dict[str, Any]:
         "aliases": [_alias(a) for a in request.aliases] + sorted(request.aliasURNs),
         "deletedWith": request.deletedWith or None,
         "customTimeouts": _plain(json_format.MessageToDict(request.customTimeouts))
-        if request.HasField("customTimeouts") else None,
+        if request.HasField("customTimeouts")
+        else None,
     }
     provider_urn = request.provider.rsplit("::", 1)[0] if request.provider else None
     return {
@@ -251,8 +253,9 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def plan(environment: str, *, root: Path | None = None, placeholders: bool = False,
-         config_path: Path | None = None) -> dict[str, Any]:
+def plan(
+    environment: str, *, root: Path | None = None, placeholders: bool = False, config_path: Path | None = None
+) -> dict[str, Any]:
     """Plan one environment offline: run ``__main__.py`` with its config and return the manifest."""
     root = root or project_root()
     config = load_stack_config(environment, root, config_path)
@@ -264,16 +267,23 @@ def plan(environment: str, *, root: Path | None = None, placeholders: bool = Fal
         runpy.run_path(str(program), run_name="__main__")
 
     try:
-        manifest = record(run_main, stack=environment, config=config.values, secret_keys=config.secret_keys,
-                          placeholders=placeholders)
+        manifest = record(
+            run_main, stack=environment, config=config.values, secret_keys=config.secret_keys, placeholders=placeholders
+        )
     except SettingsError as exc:
         raise PlanError(exc.with_source(_display(config.path, root)).render()) from None
     manifest["config"] = _display(config.path, root)
     return manifest
 
 
-def record(program: Callable[[], None], *, stack: str, config: dict[str, str] | None = None,
-           secret_keys: list[str] | None = None, placeholders: bool = False) -> dict[str, Any]:
+def record(
+    program: Callable[[], None],
+    *,
+    stack: str,
+    config: dict[str, str] | None = None,
+    secret_keys: list[str] | None = None,
+    placeholders: bool = False,
+) -> dict[str, Any]:
     """Run ``program`` as a Pulumi program in a fresh event loop with fresh mocks; return its manifest.
 
     Nothing leaks between calls: each gets its own loop, monitor, settings, root stack and config.
@@ -282,16 +292,18 @@ def record(program: Callable[[], None], *, stack: str, config: dict[str, str] | 
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     try:
-        pulumi_settings.configure(pulumi_mocks.MockSettings(
-            monitor=monitor,
-            monitor_features=set(monitor.GetDeploymentInfo(None).supportedFeatures),
-            engine=pulumi_mocks.MockEngine(logging.getLogger("agentinfra.program")),
-            project=PROJECT,
-            stack=stack,
-            dry_run=True,
-            organization="organization",
-            callbacks=None,
-        ))
+        pulumi_settings.configure(
+            pulumi_mocks.MockSettings(
+                monitor=monitor,
+                monitor_features=set(monitor.GetDeploymentInfo(None).supportedFeatures),
+                engine=pulumi_mocks.MockEngine(logging.getLogger("agentinfra.program")),
+                project=PROJECT,
+                stack=stack,
+                dry_run=True,
+                organization="organization",
+                callbacks=None,
+            )
+        )
         pulumi_settings.ROOT.set(None)
         set_all_config(dict(config or {}), list(secret_keys or []))
         loop.run_until_complete(run_in_stack(program))

@@ -67,8 +67,9 @@ def load(path: Path) -> dict[str, Any]:
         raise ManifestError(f"{path}: not a readable JSON manifest ({exc})") from None
     if not isinstance(data, dict) or data.get("schemaVersion") != MANIFEST_SCHEMA_VERSION:
         found = data.get("schemaVersion") if isinstance(data, dict) else type(data).__name__
-        raise ManifestError(f"{path}: expected a manifest with schemaVersion {MANIFEST_SCHEMA_VERSION}, "
-                            f"found {found!r}")
+        raise ManifestError(
+            f"{path}: expected a manifest with schemaVersion {MANIFEST_SCHEMA_VERSION}, found {found!r}"
+        )
     if not isinstance(data.get("resources"), list) or not isinstance(data.get("stack"), str):
         raise ManifestError(f"{path}: expected `stack` and a `resources` list")
     return data
@@ -87,8 +88,14 @@ def render_tree(manifest: dict[str, Any]) -> str:
 
     def walk(parent: str | None, depth: int) -> None:
         for res in sorted(children.get(parent, []), key=lambda r: (r["type"], r["name"])):
-            flags = [f for f, on in (("protect", res["options"].get("protect")),
-                                     ("retain", res["options"].get("retainOnDelete"))) if on]
+            flags = [
+                f
+                for f, on in (
+                    ("protect", res["options"].get("protect")),
+                    ("retain", res["options"].get("retainOnDelete")),
+                )
+                if on
+            ]
             suffix = f"  [{', '.join(flags)}]" if flags else ""
             lines.append(f"{'  ' * depth}{res['type']}  {res['name']}{suffix}")
             walk(res["urn"], depth + 1)

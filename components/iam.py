@@ -10,9 +10,15 @@ import pulumi
 from .aws_env import AwsEnvironment
 
 
-def statement(sid: str, actions: Sequence[str], resources: Sequence[pulumi.Input[str]] | None = None,
-              *, principal: Mapping[str, Any] | None = None, conditions: Mapping[str, Any] | None = None,
-              effect: str = "Allow") -> dict[str, Any]:
+def statement(
+    sid: str,
+    actions: Sequence[str],
+    resources: Sequence[pulumi.Input[str]] | None = None,
+    *,
+    principal: Mapping[str, Any] | None = None,
+    conditions: Mapping[str, Any] | None = None,
+    effect: str = "Allow",
+) -> dict[str, Any]:
     """One policy statement with an explicit Sid and action list (never a wildcard by accident)."""
     stmt: dict[str, Any] = {"Sid": sid, "Effect": effect, "Action": sorted(actions)}
     if principal is not None:
@@ -34,5 +40,11 @@ def assume_role_policy(service: str, env: AwsEnvironment, *, source_arn: str | N
     conditions: dict[str, Any] = {"StringEquals": {"aws:SourceAccount": env.account_id}}
     if source_arn:
         conditions["ArnLike"] = {"aws:SourceArn": source_arn}
-    return document(statement("AssumeFromService", ["sts:AssumeRole"],
-                              principal={"Service": env.service_principal(service)}, conditions=conditions))
+    return document(
+        statement(
+            "AssumeFromService",
+            ["sts:AssumeRole"],
+            principal={"Service": env.service_principal(service)},
+            conditions=conditions,
+        )
+    )

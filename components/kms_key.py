@@ -49,10 +49,18 @@ class EncryptionKey(pulumi.ComponentResource):
         super().__init__("agent-infra:security:EncryptionKey", name, None, opts)
         checker = Checker(f"EncryptionKey {name}")
         checker.check("deletion_window_days", args.deletion_window_days, lambda v: 7 <= v <= 30, "7 to 30 days")
-        checker.check("alias", args.alias, lambda v: bool(v) and not v.startswith("alias/"),
-                      "a non-empty alias without the alias/ prefix")
-        checker.check("services", args.services, lambda v: all(isinstance(s, str) and s for s in v),
-                      "service names such as logs or sqs")
+        checker.check(
+            "alias",
+            args.alias,
+            lambda v: bool(v) and not v.startswith("alias/"),
+            "a non-empty alias without the alias/ prefix",
+        )
+        checker.check(
+            "services",
+            args.services,
+            lambda v: all(isinstance(s, str) and s for s in v),
+            "service names such as logs or sqs",
+        )
         checker.done()
 
         stateful = pulumi.ResourceOptions(parent=self, protect=args.protect, retain_on_delete=args.protect)
@@ -79,8 +87,9 @@ class EncryptionKey(pulumi.ComponentResource):
 def key_policy(env: AwsEnvironment, services: tuple[str, ...], region: str | None = None) -> pulumi.Output[str]:
     """The account administers the key through IAM; each named service may use it only for this account."""
     key_region = region or env.region
-    statements = [iam.statement("AccountAdministersKeyThroughIam", ["kms:*"], ["*"],
-                                principal={"AWS": env.root_principal})]
+    statements = [
+        iam.statement("AccountAdministersKeyThroughIam", ["kms:*"], ["*"], principal={"AWS": env.root_principal})
+    ]
     for service in services:
         principal = f"logs.{key_region}.amazonaws.com" if service == "logs" else f"{service}.amazonaws.com"
         conditions: dict[str, Any]
@@ -90,8 +99,15 @@ def key_policy(env: AwsEnvironment, services: tuple[str, ...], region: str | Non
             conditions = {"ArnLike": {"kms:EncryptionContext:aws:logs:arn": log_groups}}
         else:
             conditions = {"StringEquals": {"aws:SourceAccount": env.account_id}}
-        statements.append(iam.statement(f"Allow{_sid(service)}ToUseKey", SERVICE_ACTIONS, ["*"],
-                                        principal={"Service": principal}, conditions=conditions))
+        statements.append(
+            iam.statement(
+                f"Allow{_sid(service)}ToUseKey",
+                SERVICE_ACTIONS,
+                ["*"],
+                principal={"Service": principal},
+                conditions=conditions,
+            )
+        )
     return iam.document(*statements)
 
 

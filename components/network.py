@@ -94,13 +94,22 @@ class Network(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         tag = args.naming.name
 
-        self.vpc = aws.ec2.Vpc(f"{name}-vpc", aws.ec2.VpcArgs(
-            cidr_block=args.cidr, enable_dns_support=True, enable_dns_hostnames=True,
-            tags={"Name": tag("vpc")}), opts=child)
+        self.vpc = aws.ec2.Vpc(
+            f"{name}-vpc",
+            aws.ec2.VpcArgs(
+                cidr_block=args.cidr, enable_dns_support=True, enable_dns_hostnames=True, tags={"Name": tag("vpc")}
+            ),
+            opts=child,
+        )
         self.vpc_id = self.vpc.id
         # The default security group is attached to anything launched without one: leave it no rules.
-        aws.ec2.DefaultSecurityGroup(f"{name}-default-sg", aws.ec2.DefaultSecurityGroupArgs(
-            vpc_id=self.vpc.id, ingress=[], egress=[], tags={"Name": tag("default-closed")}), opts=child)
+        aws.ec2.DefaultSecurityGroup(
+            f"{name}-default-sg",
+            aws.ec2.DefaultSecurityGroupArgs(
+                vpc_id=self.vpc.id, ingress=[], egress=[], tags={"Name": tag("default-closed")}
+            ),
+            opts=child,
+        )
 
         self._build_subnets(name, args, child)
         self._build_routing(name, args, child)
@@ -109,106 +118,222 @@ class Network(pulumi.ComponentResource):
 
         self.private_subnet_ids = pulumi.Output.all(*[s.id for s in self.private_subnets.values()])
         self.public_subnet_ids = pulumi.Output.all(*[s.id for s in self.public_subnets.values()])
-        self.register_outputs({
-            "vpcId": self.vpc_id,
-            "azs": list(self.azs),
-            "privateSubnetIds": self.private_subnet_ids,
-            "publicSubnetIds": self.public_subnet_ids,
-            "natGatewayIds": [n.id for n in self.nat_gateways],
-            "endpointSecurityGroupId": self.endpoint_security_group.id,
-            "flowLogGroupName": self.flow_log_group.name,
-        })
+        self.register_outputs(
+            {
+                "vpcId": self.vpc_id,
+                "azs": list(self.azs),
+                "privateSubnetIds": self.private_subnet_ids,
+                "publicSubnetIds": self.public_subnet_ids,
+                "natGatewayIds": [n.id for n in self.nat_gateways],
+                "endpointSecurityGroupId": self.endpoint_security_group.id,
+                "flowLogGroupName": self.flow_log_group.name,
+            }
+        )
 
     def _build_subnets(self, name: str, args: NetworkArgs, child: pulumi.ResourceOptions) -> None:
         cluster_tag = {f"kubernetes.io/cluster/{args.cluster_name}": "shared"} if args.cluster_name else {}
         self.public_subnets, self.private_subnets = {}, {}
         for az, public_cidr, private_cidr in zip(args.azs, args.public_subnets, args.private_subnets, strict=True):
-            self.public_subnets[az] = aws.ec2.Subnet(f"{name}-public-{az}", aws.ec2.SubnetArgs(
-                vpc_id=self.vpc.id, availability_zone=az, cidr_block=public_cidr,
-                # Nothing gets a public IP by accident: load balancers and NAT gateways bring their own.
-                map_public_ip_on_launch=False,
-                tags={"Name": args.naming.name("public", az), "tier": "public",
-                      "kubernetes.io/role/elb": "1", **cluster_tag}), opts=child)
-            self.private_subnets[az] = aws.ec2.Subnet(f"{name}-private-{az}", aws.ec2.SubnetArgs(
-                vpc_id=self.vpc.id, availability_zone=az, cidr_block=private_cidr, map_public_ip_on_launch=False,
-                tags={"Name": args.naming.name("private", az), "tier": "private",
-                      "kubernetes.io/role/internal-elb": "1", **cluster_tag}), opts=child)
+            self.public_subnets[az] = aws.ec2.Subnet(
+                f"{name}-public-{az}",
+                aws.ec2.SubnetArgs(
+                    vpc_id=self.vpc.id,
+                    availability_zone=az,
+                    cidr_block=public_cidr,
+                    # Nothing gets a public IP by accident: load balancers and NAT gateways bring their own.
+                    map_public_ip_on_launch=False,
+                    tags={
+                        "Name": args.naming.name("public", az),
+                        "tier": "public",
+                        "kubernetes.io/role/elb": "1",
+                        **cluster_tag,
+                    },
+                ),
+                opts=child,
+            )
+            self.private_subnets[az] = aws.ec2.Subnet(
+                f"{name}-private-{az}",
+                aws.ec2.SubnetArgs(
+                    vpc_id=self.vpc.id,
+                    availability_zone=az,
+                    cidr_block=private_cidr,
+                    map_public_ip_on_launch=False,
+                    tags={
+                        "Name": args.naming.name("private", az),
+                        "tier": "private",
+                        "kubernetes.io/role/internal-elb": "1",
+                        **cluster_tag,
+                    },
+                ),
+                opts=child,
+            )
 
     def _build_routing(self, name: str, args: NetworkArgs, child: pulumi.ResourceOptions) -> None:
-        igw = aws.ec2.InternetGateway(f"{name}-igw", aws.ec2.InternetGatewayArgs(
-            vpc_id=self.vpc.id, tags={"Name": args.naming.name("igw")}), opts=child)
-        public_rt = aws.ec2.RouteTable(f"{name}-public-rt", aws.ec2.RouteTableArgs(
-            vpc_id=self.vpc.id, tags={"Name": args.naming.name("public")}), opts=child)
-        aws.ec2.Route(f"{name}-public-default", aws.ec2.RouteArgs(
-            route_table_id=public_rt.id, destination_cidr_block="0.0.0.0/0", gateway_id=igw.id), opts=child)
+        igw = aws.ec2.InternetGateway(
+            f"{name}-igw",
+            aws.ec2.InternetGatewayArgs(vpc_id=self.vpc.id, tags={"Name": args.naming.name("igw")}),
+            opts=child,
+        )
+        public_rt = aws.ec2.RouteTable(
+            f"{name}-public-rt",
+            aws.ec2.RouteTableArgs(vpc_id=self.vpc.id, tags={"Name": args.naming.name("public")}),
+            opts=child,
+        )
+        aws.ec2.Route(
+            f"{name}-public-default",
+            aws.ec2.RouteArgs(route_table_id=public_rt.id, destination_cidr_block="0.0.0.0/0", gateway_id=igw.id),
+            opts=child,
+        )
         for az, subnet in self.public_subnets.items():
-            aws.ec2.RouteTableAssociation(f"{name}-public-{az}", aws.ec2.RouteTableAssociationArgs(
-                route_table_id=public_rt.id, subnet_id=subnet.id), opts=child)
+            aws.ec2.RouteTableAssociation(
+                f"{name}-public-{az}",
+                aws.ec2.RouteTableAssociationArgs(route_table_id=public_rt.id, subnet_id=subnet.id),
+                opts=child,
+            )
 
         nat_azs = args.azs if args.nat_gateways is NatGatewayMode.PER_AZ else args.azs[:1]
         nat_by_az: dict[str, aws.ec2.NatGateway] = {}
         for az in nat_azs:
-            eip = aws.ec2.Eip(f"{name}-nat-{az}", aws.ec2.EipArgs(
-                domain="vpc", tags={"Name": args.naming.name("nat", az)}), opts=child)
-            nat_by_az[az] = aws.ec2.NatGateway(f"{name}-nat-{az}", aws.ec2.NatGatewayArgs(
-                allocation_id=eip.id, subnet_id=self.public_subnets[az].id, connectivity_type="public",
-                tags={"Name": args.naming.name("nat", az)}),
-                opts=pulumi.ResourceOptions(parent=self, depends_on=[igw]))
+            eip = aws.ec2.Eip(
+                f"{name}-nat-{az}",
+                aws.ec2.EipArgs(domain="vpc", tags={"Name": args.naming.name("nat", az)}),
+                opts=child,
+            )
+            nat_by_az[az] = aws.ec2.NatGateway(
+                f"{name}-nat-{az}",
+                aws.ec2.NatGatewayArgs(
+                    allocation_id=eip.id,
+                    subnet_id=self.public_subnets[az].id,
+                    connectivity_type="public",
+                    tags={"Name": args.naming.name("nat", az)},
+                ),
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[igw]),
+            )
         self.nat_gateways = list(nat_by_az.values())
 
         self.private_route_tables: list[aws.ec2.RouteTable] = []
         for az, subnet in self.private_subnets.items():
             nat = nat_by_az.get(az, self.nat_gateways[0])
-            rt = aws.ec2.RouteTable(f"{name}-private-{az}", aws.ec2.RouteTableArgs(
-                vpc_id=self.vpc.id, tags={"Name": args.naming.name("private", az)}), opts=child)
-            aws.ec2.Route(f"{name}-private-{az}-default", aws.ec2.RouteArgs(
-                route_table_id=rt.id, destination_cidr_block="0.0.0.0/0", nat_gateway_id=nat.id), opts=child)
-            aws.ec2.RouteTableAssociation(f"{name}-private-{az}", aws.ec2.RouteTableAssociationArgs(
-                route_table_id=rt.id, subnet_id=subnet.id), opts=child)
+            rt = aws.ec2.RouteTable(
+                f"{name}-private-{az}",
+                aws.ec2.RouteTableArgs(vpc_id=self.vpc.id, tags={"Name": args.naming.name("private", az)}),
+                opts=child,
+            )
+            aws.ec2.Route(
+                f"{name}-private-{az}-default",
+                aws.ec2.RouteArgs(route_table_id=rt.id, destination_cidr_block="0.0.0.0/0", nat_gateway_id=nat.id),
+                opts=child,
+            )
+            aws.ec2.RouteTableAssociation(
+                f"{name}-private-{az}",
+                aws.ec2.RouteTableAssociationArgs(route_table_id=rt.id, subnet_id=subnet.id),
+                opts=child,
+            )
             self.private_route_tables.append(rt)
 
     def _build_endpoints(self, name: str, args: NetworkArgs, child: pulumi.ResourceOptions) -> None:
-        aws.ec2.VpcEndpoint(f"{name}-s3", aws.ec2.VpcEndpointArgs(
-            vpc_id=self.vpc.id, vpc_endpoint_type="Gateway",
-            service_name=f"com.amazonaws.{args.env.region}.s3",
-            route_table_ids=[rt.id for rt in self.private_route_tables],
-            tags={"Name": args.naming.name("s3")}), opts=child)
-        self.endpoint_security_group = aws.ec2.SecurityGroup(f"{name}-endpoints", aws.ec2.SecurityGroupArgs(
-            vpc_id=self.vpc.id, description="HTTPS to AWS interface endpoints from inside the VPC",
-            ingress=[aws.ec2.SecurityGroupIngressArgs(
-                protocol="tcp", from_port=443, to_port=443, cidr_blocks=[args.cidr],
-                description="HTTPS from the VPC")],
-            egress=[],
-            tags={"Name": args.naming.name("endpoints")}), opts=child)
+        aws.ec2.VpcEndpoint(
+            f"{name}-s3",
+            aws.ec2.VpcEndpointArgs(
+                vpc_id=self.vpc.id,
+                vpc_endpoint_type="Gateway",
+                service_name=f"com.amazonaws.{args.env.region}.s3",
+                route_table_ids=[rt.id for rt in self.private_route_tables],
+                tags={"Name": args.naming.name("s3")},
+            ),
+            opts=child,
+        )
+        self.endpoint_security_group = aws.ec2.SecurityGroup(
+            f"{name}-endpoints",
+            aws.ec2.SecurityGroupArgs(
+                vpc_id=self.vpc.id,
+                description="HTTPS to AWS interface endpoints from inside the VPC",
+                ingress=[
+                    aws.ec2.SecurityGroupIngressArgs(
+                        protocol="tcp",
+                        from_port=443,
+                        to_port=443,
+                        cidr_blocks=[args.cidr],
+                        description="HTTPS from the VPC",
+                    )
+                ],
+                egress=[],
+                tags={"Name": args.naming.name("endpoints")},
+            ),
+            opts=child,
+        )
         private_ids = [s.id for s in self.private_subnets.values()]
         for service in args.interface_endpoints:
-            aws.ec2.VpcEndpoint(f"{name}-{service.replace('.', '-')}", aws.ec2.VpcEndpointArgs(
-                vpc_id=self.vpc.id, vpc_endpoint_type="Interface",
-                service_name=f"com.amazonaws.{args.env.region}.{service}",
-                subnet_ids=private_ids, security_group_ids=[self.endpoint_security_group.id],
-                private_dns_enabled=True, tags={"Name": args.naming.name(service.replace(".", "-"))}), opts=child)
+            aws.ec2.VpcEndpoint(
+                f"{name}-{service.replace('.', '-')}",
+                aws.ec2.VpcEndpointArgs(
+                    vpc_id=self.vpc.id,
+                    vpc_endpoint_type="Interface",
+                    service_name=f"com.amazonaws.{args.env.region}.{service}",
+                    subnet_ids=private_ids,
+                    security_group_ids=[self.endpoint_security_group.id],
+                    private_dns_enabled=True,
+                    tags={"Name": args.naming.name(service.replace(".", "-"))},
+                ),
+                opts=child,
+            )
 
     def _build_flow_logs(self, name: str, args: NetworkArgs, child: pulumi.ResourceOptions) -> None:
+        group_name = args.naming.log_group("vpc", "flow-logs")
         self.flow_log_group = encrypted_log_group(
-            f"{name}-flow-logs", log_group_name=args.naming.log_group("vpc", "flow-logs"),
-            retention_days=args.flow_log_retention_days, kms_key_arn=args.log_kms_key_arn, parent=self)
-        role = aws.iam.Role(f"{name}-flow-logs", aws.iam.RoleArgs(
-            description="Lets VPC flow logs deliver to their log group",
-            assume_role_policy=iam.assume_role_policy(
-                "vpc-flow-logs", args.env,
-                source_arn=args.env.arn("ec2", "vpc-flow-log/*")),
-        ), opts=child)
-        aws.iam.RolePolicy(f"{name}-flow-logs", aws.iam.RolePolicyArgs(
-            role=role.id,
-            policy=iam.document(iam.statement(
-                "DeliverFlowLogs",
-                ["logs:CreateLogStream", "logs:DescribeLogGroups", "logs:DescribeLogStreams", "logs:PutLogEvents"],
-                [self.flow_log_group.arn, self.flow_log_group.arn.apply(lambda arn: f"{arn}:*")])),
-        ), opts=child)
-        aws.ec2.FlowLog(f"{name}-flow-log", aws.ec2.FlowLogArgs(
-            vpc_id=self.vpc.id, traffic_type=args.flow_log_traffic, log_destination_type="cloud-watch-logs",
-            log_destination=self.flow_log_group.arn, iam_role_arn=role.arn, max_aggregation_interval=60,
-            tags={"Name": args.naming.name("flow-log")}), opts=child)
+            f"{name}-flow-logs",
+            log_group_name=group_name,
+            retention_days=args.flow_log_retention_days,
+            kms_key_arn=args.log_kms_key_arn,
+            parent=self,
+        )
+        role = aws.iam.Role(
+            f"{name}-flow-logs",
+            aws.iam.RoleArgs(
+                description="Lets VPC flow logs deliver to their log group",
+                assume_role_policy=iam.assume_role_policy(
+                    "vpc-flow-logs", args.env, source_arn=args.env.arn("ec2", "vpc-flow-log/*")
+                ),
+            ),
+            opts=child,
+        )
+        aws.iam.RolePolicy(
+            f"{name}-flow-logs",
+            aws.iam.RolePolicyArgs(
+                role=role.id,
+                policy=iam.document(
+                    iam.statement(
+                        "DeliverFlowLogs",
+                        [
+                            "logs:CreateLogStream",
+                            "logs:DescribeLogGroups",
+                            "logs:DescribeLogStreams",
+                            "logs:PutLogEvents",
+                        ],
+                        # Written from the group's fixed name rather than its computed ARN, so the document is
+                        # known in a preview and the policy pack can read it.
+                        [
+                            args.env.arn("logs", f"log-group:{group_name}"),
+                            args.env.arn("logs", f"log-group:{group_name}:*"),
+                        ],
+                    )
+                ),
+            ),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.flow_log_group]),
+        )
+        aws.ec2.FlowLog(
+            f"{name}-flow-log",
+            aws.ec2.FlowLogArgs(
+                vpc_id=self.vpc.id,
+                traffic_type=args.flow_log_traffic,
+                log_destination_type="cloud-watch-logs",
+                log_destination=self.flow_log_group.arn,
+                iam_role_arn=role.arn,
+                max_aggregation_interval=60,
+                tags={"Name": args.naming.name("flow-log")},
+            ),
+            opts=child,
+        )
 
 
 def _validate(name: str, args: NetworkArgs) -> None:
@@ -222,8 +347,10 @@ def _validate(name: str, args: NetworkArgs) -> None:
         return
     for field, cidrs in (("public_subnets", args.public_subnets), ("private_subnets", args.private_subnets)):
         checker.check(field, cidrs, lambda v: len(v) == len(args.azs), f"one CIDR per AZ ({len(args.azs)})")
-        checker.check(field, cidrs, lambda v: all(ipaddress.IPv4Network(c).subnet_of(vpc) for c in v),
-                      f"subnets inside {vpc}")
-    checker.check("flow_log_traffic", args.flow_log_traffic, lambda v: v in ("ALL", "ACCEPT", "REJECT"),
-                  "ALL, ACCEPT or REJECT")
+        checker.check(
+            field, cidrs, lambda v: all(ipaddress.IPv4Network(c).subnet_of(vpc) for c in v), f"subnets inside {vpc}"
+        )
+    checker.check(
+        "flow_log_traffic", args.flow_log_traffic, lambda v: v in ("ALL", "ACCEPT", "REJECT"), "ALL, ACCEPT or REJECT"
+    )
     checker.done()

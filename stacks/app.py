@@ -42,17 +42,37 @@ def build() -> Platform:
     # Every component inherits the explicit provider (and so its default tags) through `providers`.
     opts = pulumi.ResourceOptions(providers=[provider])
 
-    logs_key = EncryptionKey("logs-key", EncryptionKeyArgs(
-        description=f"{naming.prefix}: CloudWatch Logs (flow logs, control-plane and access logs)",
-        env=env, alias=naming.name("logs"), services=("logs",),
-        deletion_window_days=settings.kms.deletion_window_days, protect=settings.protect_stateful), opts=opts)
+    logs_key = EncryptionKey(
+        "logs-key",
+        EncryptionKeyArgs(
+            description=f"{naming.prefix}: CloudWatch Logs (flow logs, control-plane and access logs)",
+            env=env,
+            alias=naming.name("logs"),
+            services=("logs",),
+            deletion_window_days=settings.kms.deletion_window_days,
+            protect=settings.protect_stateful,
+        ),
+        opts=opts,
+    )
 
     net = settings.network
-    network = Network("network", NetworkArgs(
-        naming=naming, env=env, cidr=net.cidr, azs=net.azs, public_subnets=net.public_subnets,
-        private_subnets=net.private_subnets, nat_gateways=net.nat_gateways, log_kms_key_arn=logs_key.arn,
-        flow_log_traffic=net.flow_log_traffic, flow_log_retention_days=settings.logs.retention_days,
-        cluster_name=naming.cluster_name), opts=opts)
+    network = Network(
+        "network",
+        NetworkArgs(
+            naming=naming,
+            env=env,
+            cidr=net.cidr,
+            azs=net.azs,
+            public_subnets=net.public_subnets,
+            private_subnets=net.private_subnets,
+            nat_gateways=net.nat_gateways,
+            log_kms_key_arn=logs_key.arn,
+            flow_log_traffic=net.flow_log_traffic,
+            flow_log_retention_days=settings.logs.retention_days,
+            cluster_name=naming.cluster_name,
+        ),
+        opts=opts,
+    )
 
     export_markers(settings)
     pulumi.export("vpcId", network.vpc_id)

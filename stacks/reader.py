@@ -71,10 +71,14 @@ _DURATION = re.compile(r"^(\d+)\s*(s|m|h)?$")
 _SIZE = re.compile(r"^(\d+(?:\.\d+)?)\s*(b|k|kb|m|mb|g|gb|t|tb)?$", re.IGNORECASE)
 _SIZE_FACTORS = {
     "b": 1,
-    "k": 1000, "kb": 1024,
-    "m": 1000**2, "mb": 1024**2,
-    "g": 1000**3, "gb": 1024**3,
-    "t": 1000**4, "tb": 1024**4,
+    "k": 1000,
+    "kb": 1024,
+    "m": 1000**2,
+    "mb": 1024**2,
+    "g": 1000**3,
+    "gb": 1024**3,
+    "t": 1000**4,
+    "tb": 1024**4,
 }
 
 
@@ -118,8 +122,15 @@ class Node:
             self.fail(name, f"unknown setting; expected one of: {expected}")
 
     # -- typed getters --------------------------------------------------------------------------
-    def text(self, name: str, default: Any = _MISSING, *, choices: Iterable[str] | None = None,
-            pattern: str | None = None, what: str | None = None) -> Any:
+    def text(
+        self,
+        name: str,
+        default: Any = _MISSING,
+        *,
+        choices: Iterable[str] | None = None,
+        pattern: str | None = None,
+        what: str | None = None,
+    ) -> Any:
         value = self._take(name, default)
         if value is _MISSING:
             return None
@@ -155,8 +166,7 @@ class Node:
             return None
         return value
 
-    def number(self, name: str, default: Any = _MISSING, *, min: float | None = None,
-              max: float | None = None) -> Any:
+    def number(self, name: str, default: Any = _MISSING, *, min: float | None = None, max: float | None = None) -> Any:
         value = self._take(name, default)
         if value is _MISSING:
             return None
@@ -194,8 +204,7 @@ class Node:
             self.problems.add(key, f"expected an IPv4 CIDR block such as 10.0.0.0/16, found {describe(value)}")
             return None
 
-    def duration_seconds(self, name: str, default: Any = _MISSING, *, min: int = 0,
-                         max: int | None = None) -> Any:
+    def duration_seconds(self, name: str, default: Any = _MISSING, *, min: int = 0, max: int | None = None) -> Any:
         """Seconds from ``60``, ``"60s"``, ``"5m"`` or ``"1h"`` (the seed writes ``60s``)."""
         value = self._take(name, default)
         if value is _MISSING:
@@ -208,8 +217,10 @@ class Node:
         elif isinstance(value, str) and (m := _DURATION.match(value.strip())):
             seconds = int(m.group(1)) * {"s": 1, "m": 60, "h": 3600, None: 1}[m.group(2)]
         if seconds is None or seconds < min or (max is not None and seconds > max):
-            self.fail(name, f"expected a duration such as 60s, 5m or 1h{_range(min, max, ' seconds')}, "
-                            f"found {describe(value)}")
+            self.fail(
+                name,
+                f"expected a duration such as 60s, 5m or 1h{_range(min, max, ' seconds')}, found {describe(value)}",
+            )
             return None
         return seconds
 
@@ -248,9 +259,7 @@ class Node:
             return None
         if value is default:
             return value
-        if not isinstance(value, dict) or not all(
-            isinstance(k, str) and isinstance(v, str) for k, v in value.items()
-        ):
+        if not isinstance(value, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
             self.fail(name, f"expected a mapping of strings to strings, found {describe(value)}")
             return None
         return dict(value)

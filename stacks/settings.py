@@ -25,8 +25,16 @@ PROJECT = "agent-infra"
 NAMESPACE = "agent-infra"
 
 #: Redis eviction policies (redis.conf ``maxmemory-policy``).
-MEMORY_POLICIES = ("volatile-lru", "allkeys-lru", "volatile-lfu", "allkeys-lfu", "volatile-random",
-                   "allkeys-random", "volatile-ttl", "noeviction")
+MEMORY_POLICIES = (
+    "volatile-lru",
+    "allkeys-lru",
+    "volatile-lfu",
+    "allkeys-lfu",
+    "volatile-random",
+    "allkeys-random",
+    "volatile-ttl",
+    "noeviction",
+)
 
 _NAME = r"[a-z][a-z0-9-]{0,30}[a-z0-9]"
 _ACCOUNT = re.compile(r"^\d{12}$")
@@ -211,8 +219,7 @@ class Settings:
 
 
 #: Top-level ``agent-infra:`` keys the program reads. The offline engine rejects any other.
-TOP_LEVEL_KEYS = ("tags", "network", "kms", "logs", "protect_stateful", "worker_pools", "redis",
-                  "model_pools")
+TOP_LEVEL_KEYS = ("tags", "network", "kms", "logs", "protect_stateful", "worker_pools", "redis", "model_pools")
 
 
 def load_settings() -> Settings:
@@ -243,8 +250,9 @@ def _get_structured(cfg: Any, key: str) -> Any:
         return text
 
 
-def parse_settings(raw: dict[str, Any], *, environment: str, region: Any, account_ids: Any,
-                   catalog: Catalog | None = None) -> Settings:
+def parse_settings(
+    raw: dict[str, Any], *, environment: str, region: Any, account_ids: Any, catalog: Catalog | None = None
+) -> Settings:
     """Validate raw config values; raise :class:`SettingsError` listing every problem."""
     catalog = catalog or load_catalog()
     problems = Problems()
@@ -278,18 +286,29 @@ def parse_settings(raw: dict[str, Any], *, environment: str, region: Any, accoun
 
     assert region and tags and network and logs and protect is not None  # guaranteed by raise_if_any
     return Settings(
-        project=PROJECT, environment=environment, region=region, account_ids=accounts, tags=tags,
-        network=network, kms=kms, logs=logs, protect_stateful=protect, worker_pools=worker_pools,
-        redis=redis, model_pools=model_pools,
+        project=PROJECT,
+        environment=environment,
+        region=region,
+        account_ids=accounts,
+        tags=tags,
+        network=network,
+        kms=kms,
+        logs=logs,
+        protect_stateful=protect,
+        worker_pools=worker_pools,
+        redis=redis,
+        model_pools=model_pools,
     )
 
 
 def _parse_accounts(value: Any, problems: Problems) -> tuple[str, ...]:
     if isinstance(value, list) and len(value) == 1 and isinstance(value[0], str) and _ACCOUNT.match(value[0]):
         return tuple(value)
-    problems.add("aws:allowedAccountIds",
-                 f"expected a list of exactly one 12-digit AWS account id (a quoted string): the account this "
-                 f"stack deploys to, named in key policies and trust policies; found {value!r}")
+    problems.add(
+        "aws:allowedAccountIds",
+        f"expected a list of exactly one 12-digit AWS account id (a quoted string): the account this "
+        f"stack deploys to, named in key policies and trust policies; found {value!r}",
+    )
     return ()
 
 
@@ -310,8 +329,11 @@ def _parse_logs(node: Node | None) -> LogSettings:
         return LogSettings()
     retention = node.integer("retention_days", 90)
     if retention is not None and retention not in LOG_RETENTION_DAYS:
-        node.fail("retention_days", f"expected one of CloudWatch's retention periods "
-                                    f"{', '.join(map(str, LOG_RETENTION_DAYS))}, found {retention}")
+        node.fail(
+            "retention_days",
+            f"expected one of CloudWatch's retention periods "
+            f"{', '.join(map(str, LOG_RETENTION_DAYS))}, found {retention}",
+        )
     node.finish()
     return LogSettings(retention if retention in LOG_RETENTION_DAYS else 90)
 
@@ -327,8 +349,10 @@ def _parse_network(node: Node | None, region: str | None, problems: Problems) ->
     if azs is not None:
         for index, az in enumerate(azs):
             if region and not re.fullmatch(re.escape(region) + r"[a-z]", az):
-                problems.add(f"{node.key('azs')}[{index}]",
-                             f"expected an availability zone of {region} such as {region}a, found {az!r}")
+                problems.add(
+                    f"{node.key('azs')}[{index}]",
+                    f"expected an availability zone of {region} such as {region}a, found {az!r}",
+                )
         if len(set(azs)) != len(azs):
             node.fail("azs", f"expected distinct availability zones, found {list(azs)}")
     az_count = node.integer("az_count", None, min=2)
@@ -347,8 +371,14 @@ def _parse_network(node: Node | None, region: str | None, problems: Problems) ->
     public = public or default_public
     private = private or default_private
     _check_no_overlap(node, public, private)
-    return NetworkSettings(cidr=str(cidr), azs=azs, public_subnets=public, private_subnets=private,
-                           nat_gateways=NatMode(nat), flow_log_traffic=traffic)
+    return NetworkSettings(
+        cidr=str(cidr),
+        azs=azs,
+        public_subnets=public,
+        private_subnets=private,
+        nat_gateways=NatMode(nat),
+        flow_log_traffic=traffic,
+    )
 
 
 def default_subnets(cidr: ipaddress.IPv4Network, count: int) -> tuple[tuple[str, ...], tuple[str, ...]]:
@@ -367,8 +397,9 @@ def default_subnets(cidr: ipaddress.IPv4Network, count: int) -> tuple[tuple[str,
     return tuple(str(s) for s in public), tuple(str(b) for b in blocks[:count])
 
 
-def _subnets(node: Node, name: str, vpc: ipaddress.IPv4Network | None,
-             azs: tuple[str, ...] | None) -> tuple[str, ...] | None:
+def _subnets(
+    node: Node, name: str, vpc: ipaddress.IPv4Network | None, azs: tuple[str, ...] | None
+) -> tuple[str, ...] | None:
     """Explicit subnet CIDRs: one per AZ, each inside the VPC. Returns () when not given, None when invalid."""
     if not node.has(name):
         node._take(name, ())
@@ -395,7 +426,7 @@ def _check_no_overlap(node: Node, public: tuple[str, ...], private: tuple[str, .
     named = [(f"public_subnets[{i}]", ipaddress.IPv4Network(c)) for i, c in enumerate(public)]
     named += [(f"private_subnets[{i}]", ipaddress.IPv4Network(c)) for i, c in enumerate(private)]
     for i, (key_a, net_a) in enumerate(named):
-        for key_b, net_b in named[i + 1:]:
+        for key_b, net_b in named[i + 1 :]:
             if net_a.overlaps(net_b):
                 node.fail(key_b, f"expected a CIDR that does not overlap {node.key(key_a)} ({net_a}), found {net_b}")
 
@@ -431,13 +462,17 @@ def _parse_worker_pool(node: Node, catalog: Catalog) -> WorkerPoolSettings | Non
                 node.problems.add(
                     f"{node.key('instance_types')}[{index}]",
                     f"expected a CPU instance type from the catalog ({', '.join(catalog.names('ec2', gpu=False))}),"
-                    f" found {itype!r}")
+                    f" found {itype!r}",
+                )
                 types = None
     scaling = _parse_scaling(node.child("scaling_policy", required=True))
     desired = node.integer("desired_instances", None, min=0)
     if scaling and desired is not None and not scaling.min_instances <= desired <= scaling.max_instances:
-        node.fail("desired_instances", f"expected a value from min_instances ({scaling.min_instances}) to "
-                                       f"max_instances ({scaling.max_instances}), found {desired}")
+        node.fail(
+            "desired_instances",
+            f"expected a value from min_instances ({scaling.min_instances}) to "
+            f"max_instances ({scaling.max_instances}), found {desired}",
+        )
         return None
     if name is None or types is None or scaling is None:
         return None
@@ -449,8 +484,11 @@ def _parse_redis(node: Node, catalog: Catalog) -> RedisSettings | None:
     if node_type is not None:
         spec = catalog.get(node_type)
         if spec is None or spec.family != "elasticache":
-            node.fail("node_type", f"expected an ElastiCache node type from the catalog "
-                                   f"({', '.join(catalog.names('elasticache'))}), found {node_type!r}")
+            node.fail(
+                "node_type",
+                f"expected an ElastiCache node type from the catalog "
+                f"({', '.join(catalog.names('elasticache'))}), found {node_type!r}",
+            )
             node_type = None
     shards = node.integer("shards", 1, min=1, max=500)
     replicas = node.integer("replicas_per_shard", 1, min=0, max=5)
@@ -460,11 +498,13 @@ def _parse_redis(node: Node, catalog: Catalog) -> RedisSettings | None:
     mode = seed.text("mode", "cluster", choices=["cluster", "single"])
     persistence = seed.text("persistence", "snapshot")
     if persistence is not None and persistence.lower() == "aof":
-        seed.fail("persistence",
-                  "AOF is not available: ElastiCache does not offer append-only files on current Redis "
-                  "and Valkey engines. Use `snapshot` (Multi-AZ replicas with automatic failover plus "
-                  "daily snapshots, the default) or, for durability of every write, `engine: memorydb` "
-                  "(Amazon MemoryDB's multi-AZ transaction log). Found 'AOF'")
+        seed.fail(
+            "persistence",
+            "AOF is not available: ElastiCache does not offer append-only files on current Redis "
+            "and Valkey engines. Use `snapshot` (Multi-AZ replicas with automatic failover plus "
+            "daily snapshots, the default) or, for durability of every write, `engine: memorydb` "
+            "(Amazon MemoryDB's multi-AZ transaction log). Found 'AOF'",
+        )
         persistence = None
     elif persistence is not None and persistence not in {p.value for p in Persistence}:
         seed.fail("persistence", f"expected snapshot or none, found {persistence!r}")
@@ -481,9 +521,16 @@ def _parse_redis(node: Node, catalog: Catalog) -> RedisSettings | None:
         replicas = None
     if None in (node_type, shards, replicas, mode, persistence, policy, replication):
         return None
-    return RedisSettings(node_type=node_type, shards=shards, replicas_per_shard=replicas,
-                         cluster_mode=mode == "cluster", persistence=Persistence(persistence),
-                         memory_policy=policy, maxmemory_bytes=maxmemory, replication=replication == "enabled")
+    return RedisSettings(
+        node_type=node_type,
+        shards=shards,
+        replicas_per_shard=replicas,
+        cluster_mode=mode == "cluster",
+        persistence=Persistence(persistence),
+        memory_policy=policy,
+        maxmemory_bytes=maxmemory,
+        replication=replication == "enabled",
+    )
 
 
 def _parse_model_pool(node: Node, catalog: Catalog, network_azs: tuple[str, ...]) -> ModelPoolSettings | None:
@@ -492,8 +539,11 @@ def _parse_model_pool(node: Node, catalog: Catalog, network_azs: tuple[str, ...]
     if itype is not None:
         spec = catalog.get(itype)
         if spec is None or not spec.has_gpu:
-            node.fail("instance_type", f"expected a GPU instance type from the catalog "
-                                       f"({', '.join(catalog.names('ec2', gpu=True))}), found {itype!r}")
+            node.fail(
+                "instance_type",
+                f"expected a GPU instance type from the catalog "
+                f"({', '.join(catalog.names('ec2', gpu=True))}), found {itype!r}",
+            )
             itype = None
     lo = node.integer("min_nodes", 0, min=0)
     hi = node.integer("max_nodes", min=1)
@@ -501,21 +551,29 @@ def _parse_model_pool(node: Node, catalog: Catalog, network_azs: tuple[str, ...]
     if lo is not None and desired is None:
         desired = lo
     if None not in (lo, hi, desired) and not lo <= desired <= hi:
-        node.fail("desired_nodes", f"expected min_nodes ({lo}) <= desired_nodes <= max_nodes ({hi}), "
-                                   f"found {desired}")
+        node.fail("desired_nodes", f"expected min_nodes ({lo}) <= desired_nodes <= max_nodes ({hi}), found {desired}")
         desired = None
     azs = node.str_list("azs", network_azs, min_len=1)
     if azs is not None and network_azs:
         for index, az in enumerate(azs):
             if az not in network_azs:
-                node.problems.add(f"{node.key('azs')}[{index}]",
-                                  f"expected one of the network's AZs ({', '.join(network_azs)}), found {az!r}")
+                node.problems.add(
+                    f"{node.key('azs')}[{index}]",
+                    f"expected one of the network's AZs ({', '.join(network_azs)}), found {az!r}",
+                )
                 azs = None
     capacity = node.text("capacity_type", CapacityType.ON_DEMAND.value, choices=[c.value for c in CapacityType])
     if None in (name, itype, lo, hi, desired, azs, capacity):
         return None
-    return ModelPoolSettings(name=name, instance_type=itype, min_nodes=lo, desired_nodes=desired, max_nodes=hi,
-                             azs=azs, capacity_type=CapacityType(capacity))
+    return ModelPoolSettings(
+        name=name,
+        instance_type=itype,
+        min_nodes=lo,
+        desired_nodes=desired,
+        max_nodes=hi,
+        azs=azs,
+        capacity_type=CapacityType(capacity),
+    )
 
 
 def _unique_names(root: Node, key: str, items: tuple[Any, ...]) -> None:
@@ -527,7 +585,21 @@ def _unique_names(root: Node, key: str, items: tuple[Any, ...]) -> None:
 
 
 __all__ = [
-    "CapacityType", "KmsSettings", "LogSettings", "ModelPoolSettings", "NatMode", "NetworkSettings",
-    "Persistence", "RedisSettings", "ScalingPolicy", "Settings", "SettingsError", "Tags", "TargetMetric",
-    "WorkerPoolSettings", "load_settings", "parse_settings", "TOP_LEVEL_KEYS",
+    "CapacityType",
+    "KmsSettings",
+    "LogSettings",
+    "ModelPoolSettings",
+    "NatMode",
+    "NetworkSettings",
+    "Persistence",
+    "RedisSettings",
+    "ScalingPolicy",
+    "Settings",
+    "SettingsError",
+    "Tags",
+    "TargetMetric",
+    "WorkerPoolSettings",
+    "load_settings",
+    "parse_settings",
+    "TOP_LEVEL_KEYS",
 ]

@@ -57,8 +57,9 @@ def test_missing_config_mapping(capsys: pytest.CaptureFixture[str], tmp_path: Pa
     assert "expected a top-level `config:` mapping" in err
 
 
-def test_invalid_setting_names_file_and_key_and_writes_nothing(capsys: pytest.CaptureFixture[str],
-                                                               tmp_path: Path) -> None:
+def test_invalid_setting_names_file_and_key_and_writes_nothing(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
     config = raw_config("prod")
     config["agent-infra:network"]["az_count"] = 2
     path = write_config(tmp_path / "Pulumi.prod.yaml", config)
@@ -71,11 +72,14 @@ def test_invalid_setting_names_file_and_key_and_writes_nothing(capsys: pytest.Ca
     assert not out.exists()
 
 
-@pytest.mark.parametrize(("argv", "fragment"), [
-    (["plan"], "expected an environment name"),
-    (["plan", "dev", "--all"], "not both"),
-    (["plan", "--all", "--config", "x.yaml"], "cannot be combined with --all"),
-])
+@pytest.mark.parametrize(
+    ("argv", "fragment"),
+    [
+        (["plan"], "expected an environment name"),
+        (["plan", "dev", "--all"], "not both"),
+        (["plan", "--all", "--config", "x.yaml"], "cannot be combined with --all"),
+    ],
+)
 def test_bad_arguments(capsys: pytest.CaptureFixture[str], argv: list[str], fragment: str) -> None:
     code, _, err = run(capsys, *argv)
     assert code == EXIT_INPUT

@@ -13,7 +13,7 @@ from helpers import ROOT, raw_config, write_config
 from agentinfra import manifest as mf
 from agentinfra.engine import PlanError, ProgramError, load_stack_config, plan
 
-PROGRAM = '''
+PROGRAM = """
 import pulumi
 import pulumi_aws as aws
 
@@ -44,7 +44,7 @@ aws.ssm.Parameter("param", type="SecureString", value=token)
 Box("box")
 pulumi.export("token", token)
 pulumi.export("region", pulumi.Config("aws").require("region"))
-'''
+"""
 
 PLANTED = "planted-s3cr3t-value-7f3a"
 
@@ -67,9 +67,11 @@ def test_records_parents_urns_and_custom_flag(project: Path) -> None:
     assert box["urn"] == "urn:pulumi:dev::agent-infra::test:index:Box::box"
     assert box["custom"] is False and sse["custom"] is True
     assert sse["parent"] == box["urn"]
-    assert sse["urn"] == ("urn:pulumi:dev::agent-infra::test:index:Box$"
-                          "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration"
-                          "::box-sse")
+    assert sse["urn"] == (
+        "urn:pulumi:dev::agent-infra::test:index:Box$"
+        "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration"
+        "::box-sse"
+    )
     assert box["parent"] == "urn:pulumi:dev::agent-infra::pulumi:pulumi:Stack::agent-infra-dev"
 
 
@@ -95,7 +97,8 @@ def test_placeholders_are_deterministic_and_derived_from_the_urn(project: Path) 
     second = by_name(plan("dev", root=project, placeholders=True), "box-sse")
     assert first["inputs"]["bucket"].startswith("offline-")
     assert first["inputs"]["rules"][0]["applyServerSideEncryptionByDefault"]["kmsMasterKeyId"].startswith(
-        "arn:aws:offline:::")
+        "arn:aws:offline:::"
+    )
     assert first == second
 
 
@@ -117,8 +120,10 @@ def test_secret_config_values_never_reach_the_manifest(project: Path) -> None:
 
 
 def test_secure_config_values_are_opaque_and_secret(project: Path) -> None:
-    write_config(project / "config" / "Pulumi.dev.yaml",
-                 {"aws:region": "eu-west-1", "test:token": {"secure": "v1:AAAA" + PLANTED}})
+    write_config(
+        project / "config" / "Pulumi.dev.yaml",
+        {"aws:region": "eu-west-1", "test:token": {"secure": "v1:AAAA" + PLANTED}},
+    )
     config = load_stack_config("dev", project)
     assert config.secret_keys == ["test:token"]
     text = mf.dumps(plan("dev", root=project))

@@ -9,7 +9,6 @@ from typing import Any
 import pytest
 from helpers import by_name, record_component, resources_of
 
-from agentinfra import manifest as mf
 from components.aws_env import AwsEnvironment
 from components.naming import Naming
 from components.network import Network, NetworkArgs
@@ -69,7 +68,8 @@ def test_logs_key_rotates_and_lets_only_the_logs_service_of_this_account_use_it(
     assert {"AWS": "arn:aws:iam::333333333333:root"} in principals
     logs = next(s for s in policy["Statement"] if s["Principal"] == {"Service": "logs.us-east-1.amazonaws.com"})
     assert logs["Condition"]["ArnLike"]["kms:EncryptionContext:aws:logs:arn"] == (
-        "arn:aws:logs:us-east-1:333333333333:log-group:*")
+        "arn:aws:logs:us-east-1:333333333333:log-group:*"
+    )
     assert "kms:*" not in logs["Action"]
 
 
@@ -93,8 +93,15 @@ def test_endpoints_keep_aws_api_traffic_off_the_nat(plans: dict[str, Any]) -> No
         else:
             assert len(endpoint["propertyDependencies"]["routeTableIds"]) == 3
     sg = by_name(plans["prod"], "network-endpoints")
-    assert sg["inputs"]["ingress"] == [{"cidrBlocks": ["10.30.0.0/16"], "description": "HTTPS from the VPC",
-                                        "fromPort": 443, "protocol": "tcp", "toPort": 443}]
+    assert sg["inputs"]["ingress"] == [
+        {
+            "cidrBlocks": ["10.30.0.0/16"],
+            "description": "HTTPS from the VPC",
+            "fromPort": 443,
+            "protocol": "tcp",
+            "toPort": 443,
+        }
+    ]
 
 
 def test_flow_log_role_is_scoped_to_its_log_group(plans: dict[str, Any]) -> None:
@@ -104,9 +111,17 @@ def test_flow_log_role_is_scoped_to_its_log_group(plans: dict[str, Any]) -> None
     assert trust["Principal"] == {"Service": "vpc-flow-logs.amazonaws.com"}
     assert trust["Condition"]["StringEquals"] == {"aws:SourceAccount": "333333333333"}
     policy = next(r for r in resources_of(prod, "aws:iam/rolePolicy:RolePolicy") if r["name"] == "network-flow-logs")
-    # The log group's ARN is unknown in a new-stack preview, so the whole document is.
-    assert mf.is_unknown(policy["inputs"]["policy"])
-    assert policy["propertyDependencies"]["policy"] == [by_name(prod, "network-flow-logs")["urn"]]
+    # Written from the log group's fixed name, so the document is known in a new-stack preview.
+    (stmt,) = json.loads(policy["inputs"]["policy"])["Statement"]
+    group = "arn:aws:logs:us-east-1:333333333333:log-group:/agent-infra/prod/vpc/flow-logs"
+    assert stmt["Resource"] == [group, group + ":*"]
+    assert stmt["Action"] == [
+        "logs:CreateLogStream",
+        "logs:DescribeLogGroups",
+        "logs:DescribeLogStreams",
+        "logs:PutLogEvents",
+    ]
+    assert by_name(prod, "network-flow-logs")["urn"] in policy["dependencies"]
 
 
 def test_every_aws_resource_uses_the_explicit_provider_with_required_tags(plans: dict[str, Any]) -> None:
@@ -129,10 +144,15 @@ def test_children_are_parented_to_their_component(plans: dict[str, Any]) -> None
 
 
 def _args(**changes: Any) -> NetworkArgs:
-    base = dict(naming=Naming("agent-infra", "test"), env=AwsEnvironment("123456789012", "eu-west-1"),
-                cidr="10.0.0.0/16", azs=("eu-west-1a", "eu-west-1b"),
-                public_subnets=("10.0.192.0/24", "10.0.193.0/24"), private_subnets=("10.0.0.0/18", "10.0.64.0/18"),
-                log_kms_key_arn="arn:aws:kms:eu-west-1:123456789012:key/test")
+    base = dict(
+        naming=Naming("agent-infra", "test"),
+        env=AwsEnvironment("123456789012", "eu-west-1"),
+        cidr="10.0.0.0/16",
+        azs=("eu-west-1a", "eu-west-1b"),
+        public_subnets=("10.0.192.0/24", "10.0.193.0/24"),
+        private_subnets=("10.0.0.0/18", "10.0.64.0/18"),
+        log_kms_key_arn="arn:aws:kms:eu-west-1:123456789012:key/test",
+    )
     base.update(changes)
     return NetworkArgs(**base)  # type: ignore[arg-type]
 
@@ -143,12 +163,15 @@ def test_component_builds_from_args_alone() -> None:
     assert len(resources_of(m, NAT)) == 2
 
 
-@pytest.mark.parametrize(("changes", "fragment"), [
-    ({"azs": ("eu-west-1a",)}, "azs: expected at least 2 distinct AZs"),
-    ({"private_subnets": ("10.0.0.0/18", "10.9.0.0/18")}, "private_subnets: expected subnets inside 10.0.0.0/16"),
-    ({"public_subnets": ("10.0.192.0/24",)}, "public_subnets: expected one CIDR per AZ (2)"),
-    ({"flow_log_traffic": "SOME"}, "flow_log_traffic: expected ALL, ACCEPT or REJECT"),
-])
+@pytest.mark.parametrize(
+    ("changes", "fragment"),
+    [
+        ({"azs": ("eu-west-1a",)}, "azs: expected at least 2 distinct AZs"),
+        ({"private_subnets": ("10.0.0.0/18", "10.9.0.0/18")}, "private_subnets: expected subnets inside 10.0.0.0/16"),
+        ({"public_subnets": ("10.0.192.0/24",)}, "public_subnets: expected one CIDR per AZ (2)"),
+        ({"flow_log_traffic": "SOME"}, "flow_log_traffic: expected ALL, ACCEPT or REJECT"),
+    ],
+)
 def test_component_rejects_invalid_args(changes: dict[str, Any], fragment: str) -> None:
     with pytest.raises(InputPropertiesError, match=re.escape(fragment)):
         record_component(lambda: Network("net", _args(**changes)))

@@ -53,8 +53,13 @@ def test_azs_per_environment() -> None:
 def test_seed_scaling_policy_parses_in_the_seeds_shape() -> None:
     pool = parse("prod").worker_pools[0]
     assert pool.scaling_policy == ScalingPolicy(
-        min_instances=2, max_instances=20, target_metric=TargetMetric.QUEUE_DEPTH, target_value=10.0,
-        scale_up_cooldown=60, scale_down_cooldown=300)
+        min_instances=2,
+        max_instances=20,
+        target_metric=TargetMetric.QUEUE_DEPTH,
+        target_value=10.0,
+        scale_up_cooldown=60,
+        scale_down_cooldown=300,
+    )
 
 
 def test_seed_redis_config_parses_in_the_seeds_shape() -> None:
@@ -81,6 +86,7 @@ def test_every_problem_is_reported_at_once() -> None:
 
 def set_path(path: str, value: Any) -> Callable[[dict[str, Any]], None]:
     """A change that sets raw[a][b][0][c] = value for path 'a.b.0.c'."""
+
     def change(raw: dict[str, Any]) -> None:
         target: Any = raw
         parts = path.split(".")
@@ -91,6 +97,7 @@ def set_path(path: str, value: Any) -> Callable[[dict[str, Any]], None]:
             del target[last]
         else:
             target[int(last) if last.isdigit() else last] = value
+
     return change
 
 
@@ -103,61 +110,122 @@ CASES = [
     (set_path("network.cidr", "10.0.0.0/8"), "agent-infra:network.cidr", "from /16 to /24"),
     (set_path("network.cidr", "banana"), "agent-infra:network.cidr", "expected an IPv4 CIDR"),
     (set_path("network.azs", ["us-east-1a"]), "agent-infra:network.azs", "at least 2 entries"),
-    (set_path("network.azs", ["us-east-1a", "eu-west-1b", "us-east-1c"]), "agent-infra:network.azs[1]",
-     "availability zone of us-east-1"),
-    (set_path("network.azs", ["us-east-1a", "us-east-1a", "us-east-1c"]), "agent-infra:network.azs",
-     "distinct availability zones"),
+    (
+        set_path("network.azs", ["us-east-1a", "eu-west-1b", "us-east-1c"]),
+        "agent-infra:network.azs[1]",
+        "availability zone of us-east-1",
+    ),
+    (
+        set_path("network.azs", ["us-east-1a", "us-east-1a", "us-east-1c"]),
+        "agent-infra:network.azs",
+        "distinct availability zones",
+    ),
     (set_path("network.az_count", 2), "agent-infra:network.az_count", "to match the 3 zones"),
     (set_path("network.nat_gateways", "none"), "agent-infra:network.nat_gateways", "one of per_az, single"),
     (set_path("network.nat_gatways", "single"), "agent-infra:network.nat_gatways", "unknown setting"),
-    (set_path("network.private_subnets", ["10.30.0.0/18", "10.30.64.0/18", "10.99.0.0/18"]),
-     "agent-infra:network.private_subnets[2]", "inside the VPC CIDR 10.30.0.0/16"),
-    (set_path("network.private_subnets", ["10.30.0.0/18", "10.30.64.0/18"]),
-     "agent-infra:network.private_subnets", "one subnet per availability zone (3)"),
-    (set_path("network.private_subnets", ["10.30.0.0/18", "10.30.64.0/18", "10.30.192.0/18"]),
-     "agent-infra:network.private_subnets[2]", "does not overlap"),
+    (
+        set_path("network.private_subnets", ["10.30.0.0/18", "10.30.64.0/18", "10.99.0.0/18"]),
+        "agent-infra:network.private_subnets[2]",
+        "inside the VPC CIDR 10.30.0.0/16",
+    ),
+    (
+        set_path("network.private_subnets", ["10.30.0.0/18", "10.30.64.0/18"]),
+        "agent-infra:network.private_subnets",
+        "one subnet per availability zone (3)",
+    ),
+    (
+        set_path("network.private_subnets", ["10.30.0.0/18", "10.30.64.0/18", "10.30.192.0/18"]),
+        "agent-infra:network.private_subnets[2]",
+        "does not overlap",
+    ),
     (set_path("kms.deletion_window_days", 3), "agent-infra:kms.deletion_window_days", "from 7 to 30"),
     (set_path("logs.retention_days", 42), "agent-infra:logs.retention_days", "retention periods"),
     (set_path("protect_stateful", "yes"), "agent-infra:protect_stateful", "true or false"),
-    (set_path("worker_pools.0.scaling_policy.min_instances", 30),
-     "agent-infra:worker_pools[0].scaling_policy.min_instances", "at most max_instances (20)"),
-    (set_path("worker_pools.0.scaling_policy.target_metric", "gpu_utilisation"),
-     "agent-infra:worker_pools[0].scaling_policy.target_metric", "one of queue_depth, cpu_utilization"),
-    (set_path("worker_pools.0.scaling_policy.scale_down_cooldown", "-5s"),
-     "agent-infra:worker_pools[0].scaling_policy.scale_down_cooldown", "a duration such as 60s"),
-    (set_path("worker_pools.0.scaling_policy.target_value", 0),
-     "agent-infra:worker_pools[0].scaling_policy.target_value", "above 0"),
-    (set_path("worker_pools.0.desired_instances", 25), "agent-infra:worker_pools[0].desired_instances",
-     "from min_instances (2) to max_instances (20)"),
-    (set_path("worker_pools.0.instance_types", ["m7i.xlarge", "x9.huge"]),
-     "agent-infra:worker_pools[0].instance_types[1]", "CPU instance type from the catalog"),
-    (set_path("worker_pools.0.instance_types", ["g5.xlarge"]),
-     "agent-infra:worker_pools[0].instance_types[0]", "CPU instance type from the catalog"),
+    (
+        set_path("worker_pools.0.scaling_policy.min_instances", 30),
+        "agent-infra:worker_pools[0].scaling_policy.min_instances",
+        "at most max_instances (20)",
+    ),
+    (
+        set_path("worker_pools.0.scaling_policy.target_metric", "gpu_utilisation"),
+        "agent-infra:worker_pools[0].scaling_policy.target_metric",
+        "one of queue_depth, cpu_utilization",
+    ),
+    (
+        set_path("worker_pools.0.scaling_policy.scale_down_cooldown", "-5s"),
+        "agent-infra:worker_pools[0].scaling_policy.scale_down_cooldown",
+        "a duration such as 60s",
+    ),
+    (
+        set_path("worker_pools.0.scaling_policy.target_value", 0),
+        "agent-infra:worker_pools[0].scaling_policy.target_value",
+        "above 0",
+    ),
+    (
+        set_path("worker_pools.0.desired_instances", 25),
+        "agent-infra:worker_pools[0].desired_instances",
+        "from min_instances (2) to max_instances (20)",
+    ),
+    (
+        set_path("worker_pools.0.instance_types", ["m7i.xlarge", "x9.huge"]),
+        "agent-infra:worker_pools[0].instance_types[1]",
+        "CPU instance type from the catalog",
+    ),
+    (
+        set_path("worker_pools.0.instance_types", ["g5.xlarge"]),
+        "agent-infra:worker_pools[0].instance_types[0]",
+        "CPU instance type from the catalog",
+    ),
     (set_path("worker_pools.0.name", "Agents_1"), "agent-infra:worker_pools[0].name", "lower-case name"),
-    (set_path("redis.redis_config.persistence", "AOF"), "agent-infra:redis.redis_config.persistence",
-     "ElastiCache does not offer append-only files"),
-    (set_path("redis.redis_config.memory_policy", "lru"), "agent-infra:redis.redis_config.memory_policy",
-     "one of volatile-lru, allkeys-lru"),
-    (set_path("redis.redis_config.maxmemory", "lots"), "agent-infra:redis.redis_config.maxmemory",
-     "a memory size such as 32GB"),
-    (set_path("redis.node_type", "cache.x1.huge"), "agent-infra:redis.node_type",
-     "ElastiCache node type from the catalog"),
-    (set_path("redis.replicas_per_shard", 0), "agent-infra:redis.replicas_per_shard",
-     "at least 1 when redis_config.replication is enabled"),
-    (set_path("model_pools.0.instance_type", "m7i.xlarge"), "agent-infra:model_pools[0].instance_type",
-     "GPU instance type from the catalog"),
-    (set_path("model_pools.0.azs", ["us-east-1a", "us-east-1d"]), "agent-infra:model_pools[0].azs[1]",
-     "one of the network's AZs"),
-    (set_path("model_pools.0.desired_nodes", 9), "agent-infra:model_pools[0].desired_nodes",
-     "min_nodes (1) <= desired_nodes <= max_nodes (4)"),
+    (
+        set_path("redis.redis_config.persistence", "AOF"),
+        "agent-infra:redis.redis_config.persistence",
+        "ElastiCache does not offer append-only files",
+    ),
+    (
+        set_path("redis.redis_config.memory_policy", "lru"),
+        "agent-infra:redis.redis_config.memory_policy",
+        "one of volatile-lru, allkeys-lru",
+    ),
+    (
+        set_path("redis.redis_config.maxmemory", "lots"),
+        "agent-infra:redis.redis_config.maxmemory",
+        "a memory size such as 32GB",
+    ),
+    (
+        set_path("redis.node_type", "cache.x1.huge"),
+        "agent-infra:redis.node_type",
+        "ElastiCache node type from the catalog",
+    ),
+    (
+        set_path("redis.replicas_per_shard", 0),
+        "agent-infra:redis.replicas_per_shard",
+        "at least 1 when redis_config.replication is enabled",
+    ),
+    (
+        set_path("model_pools.0.instance_type", "m7i.xlarge"),
+        "agent-infra:model_pools[0].instance_type",
+        "GPU instance type from the catalog",
+    ),
+    (
+        set_path("model_pools.0.azs", ["us-east-1a", "us-east-1d"]),
+        "agent-infra:model_pools[0].azs[1]",
+        "one of the network's AZs",
+    ),
+    (
+        set_path("model_pools.0.desired_nodes", 9),
+        "agent-infra:model_pools[0].desired_nodes",
+        "min_nodes (1) <= desired_nodes <= max_nodes (4)",
+    ),
     (set_path("model_pools.1.name", "llama-8b"), "agent-infra:model_pools", "unique pool names"),
     (set_path("colour", "blue"), "agent-infra:colour", "unknown setting"),
 ]
 
 
 @pytest.mark.parametrize(("change", "key", "fragment"), CASES, ids=[c[1] + ":" + c[2][:20] for c in CASES])
-def test_invalid_setting_names_key_and_problem(change: Callable[[dict[str, Any]], None], key: str,
-                                               fragment: str) -> None:
+def test_invalid_setting_names_key_and_problem(
+    change: Callable[[dict[str, Any]], None], key: str, fragment: str
+) -> None:
     message = error_for(change)
     assert re.search(rf"^  - {re.escape(key)}: .*{re.escape(fragment)}", message, re.MULTILINE), message
 
@@ -167,12 +235,15 @@ def test_aof_message_names_the_real_choices() -> None:
     assert "snapshot" in message and "memorydb" in message and "MemoryDB" in message
 
 
-@pytest.mark.parametrize(("key", "value", "fragment"), [
-    ("region", "mars-1", "aws:region: expected an AWS region"),
-    ("account_ids", ["12345"], "aws:allowedAccountIds: expected a list of exactly one 12-digit AWS account id"),
-    ("account_ids", None, "aws:allowedAccountIds: expected a list of exactly one 12-digit AWS account id"),
-    ("account_ids", ["111111111111", "222222222222"], "aws:allowedAccountIds: expected a list of exactly one"),
-])
+@pytest.mark.parametrize(
+    ("key", "value", "fragment"),
+    [
+        ("region", "mars-1", "aws:region: expected an AWS region"),
+        ("account_ids", ["12345"], "aws:allowedAccountIds: expected a list of exactly one 12-digit AWS account id"),
+        ("account_ids", None, "aws:allowedAccountIds: expected a list of exactly one 12-digit AWS account id"),
+        ("account_ids", ["111111111111", "222222222222"], "aws:allowedAccountIds: expected a list of exactly one"),
+    ],
+)
 def test_aws_settings_are_checked(key: str, value: Any, fragment: str) -> None:
     assert fragment in error_for(**{key: value})
 
@@ -200,11 +271,12 @@ def test_default_subnets_fit_the_vpc_and_do_not_overlap() -> None:
     subnets = [ipaddress.IPv4Network(s) for s in net.public_subnets + net.private_subnets]
     assert len(subnets) == 6
     assert all(s.subnet_of(vpc) for s in subnets)
-    assert not any(a.overlaps(b) for i, a in enumerate(subnets) for b in subnets[i + 1:])
+    assert not any(a.overlaps(b) for i, a in enumerate(subnets) for b in subnets[i + 1 :])
 
 
-@pytest.mark.parametrize(("text", "expected"), [("32GB", 32 * 1024**3), ("512mb", 512 * 1024**2),
-                                                ("1g", 10**9), (1024, 1024)])
+@pytest.mark.parametrize(
+    ("text", "expected"), [("32GB", 32 * 1024**3), ("512mb", 512 * 1024**2), ("1g", 10**9), (1024, 1024)]
+)
 def test_maxmemory_units_follow_redis_conf(text: Any, expected: int) -> None:
     settings = parse("prod", set_path("redis.redis_config.maxmemory", text))
     assert settings.redis is not None and settings.redis.maxmemory_bytes == expected

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fnmatch
 import functools
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,21 +50,23 @@ class InstanceType:
 
 
 class Catalog:
-    """Lookup over the catalog, keyed by family and name."""
+    """Lookup over the catalog, keyed by family and name, with per-environment allow-lists."""
 
-    def __init__(self, types: dict[str, InstanceType]):
+    def __init__(self, types: dict[str, InstanceType], allowlists: dict[str, tuple[str, ...]] | None = None):
         self._types = types
+        self.allowlists = allowlists or {}
+
+    def allowed(self, name: str, allowlist: str) -> bool:
+        """True when ``name`` is a catalog type matched by the named allow-list's patterns."""
+        patterns = self.allowlists.get(allowlist, ())
+        return name in self._types and any(fnmatch.fnmatchcase(name, p) for p in patterns)
 
     def get(self, name: str) -> InstanceType | None:
         return self._types.get(name)
 
     def names(self, family: Family, *, gpu: bool | None = None) -> list[str]:
         """Sorted names of one family; ``gpu`` filters to GPU (True) or CPU-only (False) types."""
-        return sorted(
-            t.name
-            for t in self._types.values()
-            if t.family == family and (gpu is None or t.has_gpu == gpu)
-        )
+        return sorted(t.name for t in self._types.values() if t.family == family and (gpu is None or t.has_gpu == gpu))
 
     def __contains__(self, name: object) -> bool:
         return name in self._types
@@ -77,7 +80,8 @@ def parse_catalog(raw: dict) -> Catalog:
     for family in ("ec2", "elasticache"):
         for name, spec in (raw.get(family) or {}).items():
             types[name] = InstanceType(name=name, family=family, **spec)
-    return Catalog(types)
+    allowlists = {env: tuple(patterns) for env, patterns in (raw.get("allowlists") or {}).items()}
+    return Catalog(types, allowlists)
 
 
 @functools.cache

@@ -1,0 +1,274 @@
+"""The offline compliance gate: the policy pack's own rule objects, run with the real analyser's semantics.
+
+It drives pulumi-policy's analyzer servicer (the object ``PolicyPack`` serves over gRPC) in-process:
+``Configure`` with the same policy-config file the CLI takes with ``--policy-pack-config``, ``Analyze``
+for every resource and ``AnalyzeStack`` once, with requests built from the manifest. So props are
+camelCase behind the unknown-checking proxy, enforcement levels and settings come from the file,
+stack rules see parents and dependencies, and ``not_applicable`` is honoured exactly as in a preview.
+This and ``engine.py`` are the only modules that touch SDK internals; tests pin them to the installed
+versions.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from agentinfra_policies.framework import Rule
+from agentinfra_policies.pack import PACK_NAME, all_rules
+from google.protobuf import json_format, struct_pb2
+from pulumi.runtime import proto
+from pulumi_policy import EnforcementLevel
+from pulumi_policy.policy import _PolicyAnalyzerServicer
+
+from .engine import PlanError, project_root
+
+_UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"
+_SIG_KEY = "4dabf18193072939515e22adb298388d"
+_SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270"
+_CANT_RUN = "can't run policy"
+_LEVELS = {e.value: e for e in EnforcementLevel}
+_PROTO_LEVEL = {
+    proto.ADVISORY: "advisory",
+    proto.MANDATORY: "mandatory",
+    proto.REMEDIATE: "mandatory",
+    proto.DISABLED: "disabled",
+}
+PACK_VERSION = "0.1.0"
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One result: a violation, or a rule that could not run because a value was unknown."""
+
+    kind: str
+    """``violation`` or ``unknown``."""
+    rule_id: str
+    policy: str
+    level: str
+    """``mandatory`` or ``advisory`` (``unknown`` findings carry the rule's configured level)."""
+    urn: str
+    message: str
+
+    @property
+    def resource(self) -> str:
+        return self.urn.rsplit("::", 1)[-1] if self.urn else "(stack)"
+
+
+@dataclass
+class GateResult:
+    environment: str
+    rules_evaluated: int
+    """Rules not disabled by the environment's policy config."""
+    resources: int
+    findings: list[Finding] = field(default_factory=list)
+    not_applicable: list[tuple[str, str]] = field(default_factory=list)
+
+    @property
+    def mandatory_violations(self) -> list[Finding]:
+        return [f for f in self.findings if f.kind == "violation" and f.level == "mandatory"]
+
+    @property
+    def passed(self) -> bool:
+        return not self.mandatory_violations
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "environment": self.environment,
+            "rulesEvaluated": self.rules_evaluated,
+            "resources": self.resources,
+            "passed": self.passed,
+            "findings": [asdict(f) for f in self.findings],
+            "notApplicable": [{"policy": p, "reason": r} for p, r in self.not_applicable],
+        }
+
+
+def policy_config_path(environment: str, root: Path | None = None) -> Path:
+    return (root or project_root()) / "policies" / "config" / f"{environment}.json"
+
+
+def load_policy_config(environment: str, path: Path | None = None) -> dict[str, Any]:
+    """The environment's ``--policy-pack-config`` file; none means the rules' defaults."""
+    path = path or policy_config_path(environment)
+    if not path.exists():
+        return {}
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as exc:
+        raise PlanError(f"{path}: not valid JSON ({exc})") from None
+    if not isinstance(data, dict):
+        raise PlanError(f"{path}: expected a JSON object of policy names to settings, found {type(data).__name__}")
+    return data
+
+
+def _resolve_config(config: dict[str, Any], rules: list[Rule], source: str) -> dict[str, tuple[str, dict]]:
+    """Expand the file as the CLI does: ``all`` first, then per-policy entries. Returns level and settings."""
+    names = {r.name for r in rules}
+    problems = [f"{key}: no such policy in pack {PACK_NAME}" for key in config if key != "all" and key not in names]
+    resolved: dict[str, tuple[str, dict]] = {}
+    for rule in rules:
+        level, props = rule.enforcement.value, {}
+        for key in ("all", rule.name):
+            if key not in config:
+                continue
+            value = config[key]
+            if isinstance(value, str):
+                level = value
+            elif isinstance(value, dict):
+                level = value.get("enforcementLevel", level)
+                props.update({k: v for k, v in value.items() if k != "enforcementLevel"})
+            else:
+                problems.append(f"{key}: expected an enforcement level or an object, found {value!r}")
+            if level not in _LEVELS:
+                problems.append(f"{key}: expected one of {', '.join(sorted(_LEVELS))}, found {level!r}")
+        unknown = set(props) - set(rule.config)
+        if unknown:
+            problems.append(
+                f"{rule.name}: unknown setting(s) {sorted(unknown)}; the rule takes {sorted(rule.config) or 'none'}"
+            )
+        resolved[rule.name] = (level, props)
+    if problems:
+        raise PlanError(
+            f"{source}: {len(problems)} invalid policy setting(s)\n"
+            + "\n".join(f"  - {p}" for p in sorted(set(problems)))
+        )
+    return resolved
+
+
+def _wire(value: Any) -> Any:
+    """Manifest form back to what the engine sends an analyzer."""
+    if isinstance(value, dict):
+        if value.get("$unknown") is True:
+            return _UNKNOWN
+        if "$secret" in value:
+            return {_SIG_KEY: _SECRET_SIG, "value": "[secret]"}
+        if "$resourceRef" in value:
+            return value["$resourceRef"]
+        return {k: _wire(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_wire(v) for v in value]
+    return value
+
+
+def _struct(props: dict[str, Any]) -> struct_pb2.Struct:
+    return json_format.ParseDict(_wire(props), struct_pb2.Struct())
+
+
+def _options(resource: dict[str, Any]) -> Any:
+    opts = resource.get("options", {})
+    dbr = opts.get("deleteBeforeReplace")
+    return proto.AnalyzerResourceOptions(
+        protect=bool(opts.get("protect")),
+        ignoreChanges=opts.get("ignoreChanges", []),
+        deleteBeforeReplace=bool(dbr),
+        deleteBeforeReplaceDefined=dbr is not None,
+        additionalSecretOutputs=opts.get("additionalSecretOutputs", []),
+        aliases=[a for a in opts.get("aliases", []) if isinstance(a, str)],
+        parent=resource.get("parent") or "",
+    )
+
+
+def evaluate(
+    manifest: dict[str, Any],
+    policy_config: dict[str, Any] | None = None,
+    *,
+    source: str = "policy config",
+    rules: list[Rule] | None = None,
+) -> GateResult:
+    """Run every rule over a manifest with the given policy config; returns findings, never raises on them."""
+    rules = rules if rules is not None else all_rules()
+    by_name = {r.name: r for r in rules}
+    resolved = _resolve_config(policy_config or {}, rules, source)
+    servicer = _PolicyAnalyzerServicer(
+        PACK_NAME, PACK_VERSION, [r.policy for r in rules if r.policy], EnforcementLevel.MANDATORY
+    )
+    servicer.Configure(
+        proto.ConfigureAnalyzerRequest(
+            policyConfig={
+                name: proto.PolicyConfig(
+                    enforcementLevel=servicer._map_enforcement_level(_LEVELS[level]),
+                    properties=json_format.ParseDict(props, struct_pb2.Struct()),
+                )
+                for name, (level, props) in resolved.items()
+            }
+        ),
+        None,
+    )
+
+    resources = manifest["resources"]
+    by_urn = {r["urn"]: r for r in resources}
+    structs = {r["urn"]: _struct(r.get("inputs", {})) for r in resources}
+    providers: dict[str, Any] = {}
+    for r in resources:
+        if r["type"].startswith("pulumi:providers:"):
+            providers[r["urn"]] = proto.AnalyzerProviderResource(
+                type=r["type"], properties=structs[r["urn"]], urn=r["urn"], name=r["name"]
+            )
+
+    result = GateResult(
+        environment=manifest.get("stack", "?"),
+        resources=len(resources),
+        rules_evaluated=sum(1 for level, _ in resolved.values() if level != "disabled"),
+    )
+
+    def collect(response: Any, urn_if_unknown: str) -> None:
+        for diag in response.diagnostics:
+            rule = by_name[diag.policyName]
+            if diag.message.startswith(_CANT_RUN):
+                level = resolved[rule.name][0]
+                result.findings.append(
+                    Finding(
+                        "unknown",
+                        rule.id,
+                        rule.name,
+                        level,
+                        diag.urn or urn_if_unknown,
+                        diag.message.split(" during preview: ", 1)[-1],
+                    )
+                )
+            else:
+                message = diag.message.split("\n", 1)[-1]
+                result.findings.append(
+                    Finding(
+                        "violation",
+                        rule.id,
+                        rule.name,
+                        _PROTO_LEVEL[diag.enforcementLevel],
+                        diag.urn or urn_if_unknown,
+                        message,
+                    )
+                )
+        result.not_applicable.extend((n.policy_name, n.reason) for n in response.not_applicable)
+
+    for r in resources:
+        request = proto.AnalyzeRequest(
+            type=r["type"], properties=structs[r["urn"]], urn=r["urn"], name=r["name"], options=_options(r)
+        )
+        provider = providers.get(r.get("provider") or "")
+        if provider is not None:
+            request.provider.CopyFrom(provider)
+        collect(servicer.Analyze(request, None), r["urn"])
+
+    stack_request = proto.AnalyzeStackRequest(
+        resources=[
+            proto.AnalyzerResource(
+                type=r["type"],
+                properties=structs[r["urn"]],
+                urn=r["urn"],
+                name=r["name"],
+                options=_options(r),
+                parent=r.get("parent") or "",
+                dependencies=[d for d in r.get("dependencies", []) if d in by_urn],
+                propertyDependencies={
+                    k: proto.AnalyzerPropertyDependencies(urns=v) for k, v in r.get("propertyDependencies", {}).items()
+                },
+                **({"provider": providers[r["provider"]]} if r.get("provider") in providers else {}),
+            )
+            for r in resources
+        ]
+    )
+    collect(servicer.AnalyzeStack(stack_request, None), "")
+    result.findings.sort(key=lambda f: (f.kind != "violation", f.level != "mandatory", f.rule_id, f.urn))
+    return result
