@@ -15,14 +15,14 @@ def statement(
     actions: Sequence[str],
     resources: Sequence[pulumi.Input[str]] | None = None,
     *,
-    principal: Mapping[str, Any] | None = None,
+    principal: Mapping[str, Any] | str | None = None,
     conditions: Mapping[str, Any] | None = None,
     effect: str = "Allow",
 ) -> dict[str, Any]:
     """One policy statement with an explicit Sid and action list (never a wildcard by accident)."""
     stmt: dict[str, Any] = {"Sid": sid, "Effect": effect, "Action": sorted(actions)}
     if principal is not None:
-        stmt["Principal"] = dict(principal)
+        stmt["Principal"] = principal if isinstance(principal, str) else dict(principal)
     if resources is not None:
         stmt["Resource"] = list(resources)
     if conditions:

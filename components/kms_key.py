@@ -81,7 +81,22 @@ class EncryptionKey(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self),
         )
         self.arn = self.key.arn
+        self.alias_name = f"alias/{args.alias}"
+        self._key_arns = f"arn:{args.env.partition}:kms:{args.region or args.env.region}:{args.env.account_id}:key/*"
         self.register_outputs({"arn": self.arn, "keyId": self.key.key_id, "alias": self.alias.name})
+
+    def grant_statement(
+        self, sid: str, actions: tuple[str, ...] | list[str], conditions: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """An IAM statement allowing ``actions`` on this key, selected by its alias.
+
+        ``kms:ResourceAliases`` names the key through its alias, which is known before deployment, so the
+        whole policy document is known in a preview (a key ARN is not) and the policy pack can read it.
+        """
+        merged: dict[str, Any] = {"ForAnyValue:StringEquals": {"kms:ResourceAliases": [self.alias_name]}}
+        for operator, values in (conditions or {}).items():
+            merged.setdefault(operator, {}).update(values)
+        return iam.statement(sid, actions, [self._key_arns], conditions=merged)
 
 
 def key_policy(env: AwsEnvironment, services: tuple[str, ...], region: str | None = None) -> pulumi.Output[str]:

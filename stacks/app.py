@@ -12,6 +12,7 @@ import pulumi_aws as aws
 
 from components.aws_env import AwsEnvironment
 from components.kms_key import EncryptionKey, EncryptionKeyArgs
+from components.log_bucket import LogBucket, LogBucketArgs
 from components.naming import Naming
 from components.network import Network, NetworkArgs
 
@@ -31,6 +32,7 @@ class Platform:
     provider: aws.Provider
     logs_key: EncryptionKey
     network: Network
+    log_bucket: LogBucket
 
 
 def build() -> Platform:
@@ -74,12 +76,33 @@ def build() -> Platform:
         opts=opts,
     )
 
+    storage = settings.log_storage
+    log_bucket = LogBucket(
+        "agent-logs",
+        LogBucketArgs(
+            naming=naming,
+            env=env,
+            retention=storage.retention,
+            audit_retention=storage.audit_retention,
+            audit_object_lock=storage.audit_object_lock,
+            abort_multipart_days=storage.abort_multipart_days,
+            access_log_retention_days=storage.access_log_retention_days,
+            replication_region=storage.replication_region,
+            athena_bytes_scanned_cutoff=storage.athena_scan_limit_gb * 1024**3,
+            kms_deletion_window_days=settings.kms.deletion_window_days,
+            protect=settings.protect_stateful,
+        ),
+        opts=opts,
+    )
+
     export_markers(settings)
     pulumi.export("vpcId", network.vpc_id)
     pulumi.export("azs", list(network.azs))
     pulumi.export("privateSubnetIds", network.private_subnet_ids)
     pulumi.export("publicSubnetIds", network.public_subnet_ids)
-    return Platform(settings, env, naming, provider, logs_key, network)
+    pulumi.export("logBucketName", log_bucket.bucket_name)
+    pulumi.export("logsAthenaWorkgroup", log_bucket.workgroup.name)
+    return Platform(settings, env, naming, provider, logs_key, network, log_bucket)
 
 
 def aws_provider(settings: Settings) -> aws.Provider:

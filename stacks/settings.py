@@ -16,6 +16,7 @@ from typing import Any
 
 from agentinfra_policies.catalog import Catalog, load_catalog
 
+from components.log_bucket import AUDIT_MINIMUM_DAYS, Retention, StorageClass, Transition, retention_problems
 from components.log_group import RETENTION_DAYS as LOG_RETENTION_DAYS
 from components.network import NatGatewayMode as NatMode
 
@@ -115,6 +116,26 @@ class LogSettings:
 
 
 @dataclass(frozen=True)
+class LogStorageSettings:
+    """The S3 log bucket: lifecycle per stream, audit retention, replication, query limits."""
+
+    retention: Retention
+    """Execution logs and conversation histories: transitions, expiration, noncurrent versions."""
+    audit_retention: Retention
+    """Audit trails: at least a year and at least the log retention."""
+    audit_object_lock: bool = False
+    """Audit objects must be written under Object Lock in compliance mode."""
+    abort_multipart_days: int = 3
+    """Unfinished multipart uploads are discarded after this many days."""
+    access_log_retention_days: int = 90
+    """S3 server access logs expire after this many days."""
+    replication_region: str | None = None
+    """Replicate logs to a bucket in this region (DR); absent means no replication."""
+    athena_scan_limit_gb: int = 10
+    """Largest scan one Athena query may make, in GiB."""
+
+
+@dataclass(frozen=True)
 class ScalingPolicy:
     """The seed's ``scaling_policy`` block, in the seed's own shape."""
 
@@ -205,6 +226,7 @@ class Settings:
     logs: LogSettings
     protect_stateful: bool
     """``protect`` and retain-on-delete on stateful resources (default true; dev may turn it off)."""
+    log_storage: LogStorageSettings
     worker_pools: tuple[WorkerPoolSettings, ...]
     redis: RedisSettings | None
     model_pools: tuple[ModelPoolSettings, ...]
@@ -219,7 +241,17 @@ class Settings:
 
 
 #: Top-level ``agent-infra:`` keys the program reads. The offline engine rejects any other.
-TOP_LEVEL_KEYS = ("tags", "network", "kms", "logs", "protect_stateful", "worker_pools", "redis", "model_pools")
+TOP_LEVEL_KEYS = (
+    "tags",
+    "network",
+    "kms",
+    "logs",
+    "log_storage",
+    "protect_stateful",
+    "worker_pools",
+    "redis",
+    "model_pools",
+)
 
 
 def load_settings() -> Settings:
@@ -270,6 +302,7 @@ def parse_settings(
     kms_node = root.child("kms")
     kms = KmsSettings(kms_node.integer("deletion_window_days", 30, min=7, max=30)) if kms_node else KmsSettings()
     logs = _parse_logs(root.child("logs"))
+    log_storage = _parse_log_storage(root.child("log_storage"), region, problems)
     protect = root.flag("protect_stateful", True)
     worker_pools = tuple(root.children("worker_pools", lambda n: _parse_worker_pool(n, catalog)))
     _unique_names(root, "worker_pools", worker_pools)
@@ -284,7 +317,7 @@ def parse_settings(
     root.finish()
     problems.raise_if_any()
 
-    assert region and tags and network and logs and protect is not None  # guaranteed by raise_if_any
+    assert region and tags and network and logs and log_storage and protect is not None  # by raise_if_any
     return Settings(
         project=PROJECT,
         environment=environment,
@@ -295,6 +328,7 @@ def parse_settings(
         kms=kms,
         logs=logs,
         protect_stateful=protect,
+        log_storage=log_storage,
         worker_pools=worker_pools,
         redis=redis,
         model_pools=model_pools,
@@ -336,6 +370,69 @@ def _parse_logs(node: Node | None) -> LogSettings:
         )
     node.finish()
     return LogSettings(retention if retention in LOG_RETENTION_DAYS else 90)
+
+
+def _parse_retention(node: Node, *, audit: bool, default_days: int) -> Retention | None:
+    """A stream's lifecycle; problems found by the component's own rules are reported under config keys."""
+    days = node.integer("retention_days", default_days, min=1)
+    noncurrent = node.integer("noncurrent_version_days", 30, min=1)
+    transitions: list[Transition] = []
+    raw = node.raw.get("transitions")
+    node._take("transitions", None)
+    if raw is None:
+        transitions = [Transition(30, StorageClass.STANDARD_IA), Transition(90, StorageClass.GLACIER_IR)]
+    elif not isinstance(raw, list):
+        node.fail("transitions", f"expected a list of {{days, storage_class}} mappings, found {raw!r}")
+        return None
+    else:
+        for index, item in enumerate(raw):
+            step = Node(item, f"{node.key('transitions')}[{index}]", node.problems)
+            step_days = step.integer("days", min=0)
+            storage = step.text("storage_class", choices=[c.value for c in StorageClass])
+            step.finish()
+            if step_days is None or storage is None:
+                return None
+            transitions.append(Transition(step_days, StorageClass(storage)))
+    if days is None or noncurrent is None:
+        return None
+    retention = Retention(expiration_days=days, transitions=tuple(transitions), noncurrent_days=noncurrent)
+    renamed = {"expiration_days": "retention_days", "noncurrent_days": "noncurrent_version_days"}
+    for field_name, message in retention_problems(retention, audit=audit):
+        node.problems.add(node.key(renamed.get(field_name, field_name)), message)
+    return retention
+
+
+def _parse_log_storage(node: Node | None, region: str | None, problems: Problems) -> LogStorageSettings | None:
+    if node is None:
+        node = Node({}, f"{NAMESPACE}:log_storage", problems)
+    audit_node = node.child("audit") or Node({}, node.key("audit"), node.problems)
+    retention = _parse_retention(node, audit=False, default_days=365)
+    audit = _parse_retention(audit_node, audit=True, default_days=AUDIT_MINIMUM_DAYS)
+    lock = audit_node.flag("object_lock", False)
+    audit_node.finish()
+    if retention and audit and audit.expiration_days < retention.expiration_days:
+        audit_node.fail(
+            "retention_days",
+            f"expected at least the log retention ({retention.expiration_days} days), found {audit.expiration_days}",
+        )
+    abort = node.integer("abort_multipart_days", 3, min=1, max=30)
+    access = node.integer("access_log_retention_days", 90, min=1)
+    replica = node.text("replication_region", None, pattern=_REGION.pattern.strip("^$"), what="an AWS region")
+    if replica is not None and replica == region:
+        node.fail("replication_region", f"expected a region other than the stack's own ({region}), found {replica}")
+    scan = node.integer("athena_scan_limit_gb", 10, min=1, max=1024)
+    node.finish()
+    if retention is None or audit is None or None in (lock, abort, access, scan):
+        return None
+    return LogStorageSettings(
+        retention=retention,
+        audit_retention=audit,
+        audit_object_lock=lock,
+        abort_multipart_days=abort,
+        access_log_retention_days=access,
+        replication_region=replica,
+        athena_scan_limit_gb=scan,
+    )
 
 
 def _parse_network(node: Node | None, region: str | None, problems: Problems) -> NetworkSettings | None:

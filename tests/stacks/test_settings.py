@@ -219,6 +219,36 @@ CASES = [
     ),
     (set_path("model_pools.1.name", "llama-8b"), "agent-infra:model_pools", "unique pool names"),
     (set_path("colour", "blue"), "agent-infra:colour", "unknown setting"),
+    (
+        set_path("log_storage.transitions.0.days", 7),
+        "agent-infra:log_storage.transitions[0].days",
+        "expected at least 30 for STANDARD_IA (AWS's minimum), found 7",
+    ),
+    (
+        set_path("log_storage.retention_days", 60),
+        "agent-infra:log_storage.retention_days",
+        "expected an expiration after the last transition (day 90), found 60",
+    ),
+    (
+        set_path("log_storage.audit.retention_days", 100),
+        "agent-infra:log_storage.audit.retention_days",
+        "expected at least the audit minimum of 365 days, found 100",
+    ),
+    (
+        set_path("log_storage.retention_days", 3000),
+        "agent-infra:log_storage.audit.retention_days",
+        "expected at least the log retention (3000 days), found 2557",
+    ),
+    (
+        set_path("log_storage.transitions.1.storage_class", "TAPE"),
+        "agent-infra:log_storage.transitions[1].storage_class",
+        "expected one of STANDARD_IA",
+    ),
+    (
+        set_path("log_storage.replication_region", "us-east-1"),
+        "agent-infra:log_storage.replication_region",
+        "a region other than the stack's own",
+    ),
 ]
 
 
