@@ -73,6 +73,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="list only violations in the table (unknown-value results stay in JSON and SARIF)",
     )
     check.set_defaults(handler=cmd_check)
+
+    from . import size_cmd
+
+    size_cmd.register(sub)
     return parser
 
 

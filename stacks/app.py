@@ -9,8 +9,12 @@ from dataclasses import dataclass
 
 import pulumi
 import pulumi_aws as aws
+from agentinfra_policies.catalog import load_catalog
 
 from components.aws_env import AwsEnvironment
+from components.cluster_services import ClusterServices, ClusterServicesArgs
+from components.eks_cluster import EksCluster, EksClusterArgs, NodeGroupSize
+from components.gpu_node_group import Capacity, GpuAmi, GpuNodePool, GpuNodePoolArgs
 from components.kms_key import EncryptionKey, EncryptionKeyArgs
 from components.log_bucket import LogBucket, LogBucketArgs
 from components.naming import Naming
@@ -33,6 +37,7 @@ class Platform:
     logs_key: EncryptionKey
     network: Network
     log_bucket: LogBucket
+    cluster: EksCluster | None
 
 
 def build() -> Platform:
@@ -95,14 +100,83 @@ def build() -> Platform:
         opts=opts,
     )
 
+    cluster = build_cluster(settings, env, naming, network, logs_key, opts)
+
     export_markers(settings)
+
     pulumi.export("vpcId", network.vpc_id)
     pulumi.export("azs", list(network.azs))
     pulumi.export("privateSubnetIds", network.private_subnet_ids)
     pulumi.export("publicSubnetIds", network.public_subnet_ids)
     pulumi.export("logBucketName", log_bucket.bucket_name)
     pulumi.export("logsAthenaWorkgroup", log_bucket.workgroup.name)
-    return Platform(settings, env, naming, provider, logs_key, network, log_bucket)
+    if cluster is not None:
+        pulumi.export("eksClusterName", cluster.name)
+    return Platform(settings, env, naming, provider, logs_key, network, log_bucket, cluster)
+
+
+def build_cluster(
+    settings: Settings,
+    env: AwsEnvironment,
+    naming: Naming,
+    network: Network,
+    logs_key: EncryptionKey,
+    opts: pulumi.ResourceOptions,
+) -> EksCluster | None:
+    """The EKS cluster, one GPU node pool per model pool (a node group per AZ), and cluster services."""
+    eks = settings.eks
+    if eks is None:
+        return None
+    cluster = EksCluster(
+        "eks",
+        EksClusterArgs(
+            naming=naming,
+            env=env,
+            version=eks.version,
+            private_subnet_ids=network.private_subnet_ids,
+            log_kms_key_arn=logs_key.arn,
+            addon_versions=eks.addon_versions,
+            system_nodes=NodeGroupSize(eks.system_instance_types, eks.system_min, eks.system_desired, eks.system_max),
+            public_access_cidrs=eks.public_access_cidrs,
+            log_retention_days=settings.logs.retention_days,
+            kms_deletion_window_days=settings.kms.deletion_window_days,
+            protect=settings.protect_stateful,
+        ),
+        opts=opts,
+    )
+    catalog = load_catalog()
+    for pool in settings.model_pools:
+        spec = catalog.get(pool.instance_type)
+        assert spec is not None and spec.gpu_model  # checked by the settings
+        GpuNodePool(
+            f"gpu-{pool.name}",
+            GpuNodePoolArgs(
+                naming=naming,
+                cluster=cluster,
+                pool=pool.name,
+                instance_type=pool.instance_type,
+                gpu_model=spec.gpu_model,
+                subnets_by_az={az: network.private_subnets[az].id for az in pool.azs},
+                min_per_az=pool.min_nodes,
+                desired_per_az=pool.desired_nodes,
+                max_per_az=pool.max_nodes,
+                ami=pool.ami,
+                capacity=Capacity.SPOT if pool.capacity_type.value == "spot" else Capacity.ON_DEMAND,
+                root_volume_gib=pool.root_volume_gib,
+                data_volume_gib=pool.data_volume_gib,
+            ),
+            opts=opts,
+        )
+    ClusterServices(
+        "cluster-services",
+        ClusterServicesArgs(
+            cluster=cluster,
+            region=env.region,
+            device_plugin=any(p.ami is GpuAmi.AL2023_NVIDIA for p in settings.model_pools),
+        ),
+        opts=opts,
+    )
+    return cluster
 
 
 def aws_provider(settings: Settings) -> aws.Provider:

@@ -16,6 +16,7 @@ from typing import Any
 
 from agentinfra_policies.catalog import Catalog, load_catalog
 
+from components.gpu_node_group import GpuAmi
 from components.log_bucket import AUDIT_MINIMUM_DAYS, Retention, StorageClass, Transition, retention_problems
 from components.log_group import RETENTION_DAYS as LOG_RETENTION_DAYS
 from components.network import NatGatewayMode as NatMode
@@ -190,6 +191,23 @@ class RedisSettings:
 
 
 @dataclass(frozen=True)
+class EksSettings:
+    """The EKS cluster that hosts model servers, the gateway and the mesh."""
+
+    version: str
+    """Kubernetes minor version, pinned (e.g. "1.32")."""
+    public_access_cidrs: tuple[str, ...]
+    """Deployer CIDRs allowed to the public API endpoint; [] means private only."""
+    system_instance_types: tuple[str, ...]
+    """Instance types of the system node group (catalog CPU types)."""
+    system_min: int
+    system_desired: int
+    system_max: int
+    addon_versions: dict[str, str]
+    """Pinned versions of the core add-ons."""
+
+
+@dataclass(frozen=True)
 class ModelPoolSettings:
     """A GPU node pool that hosts one model server."""
 
@@ -207,6 +225,12 @@ class ModelPoolSettings:
     """AZs the pool spans; default every network AZ; each must be a network AZ."""
     capacity_type: CapacityType = CapacityType.ON_DEMAND
     """on_demand (default) or spot."""
+    ami: GpuAmi = GpuAmi.AL2023_NVIDIA
+    """al2023_nvidia (default) or bottlerocket_nvidia."""
+    root_volume_gib: int = 200
+    """Root volume in GiB (AL2023: images and model cache live here)."""
+    data_volume_gib: int = 200
+    """Bottlerocket's data volume in GiB (images and model cache)."""
 
 
 @dataclass(frozen=True)
@@ -229,6 +253,7 @@ class Settings:
     log_storage: LogStorageSettings
     worker_pools: tuple[WorkerPoolSettings, ...]
     redis: RedisSettings | None
+    eks: EksSettings | None
     model_pools: tuple[ModelPoolSettings, ...]
 
     @property
@@ -250,6 +275,7 @@ TOP_LEVEL_KEYS = (
     "protect_stateful",
     "worker_pools",
     "redis",
+    "eks",
     "model_pools",
 )
 
@@ -311,6 +337,9 @@ def parse_settings(
     network_azs = network.azs if network else ()
     model_pools = tuple(root.children("model_pools", lambda n: _parse_model_pool(n, catalog, network_azs)))
     _unique_names(root, "model_pools", model_pools)
+    eks_node = root.child("eks", required=bool(model_pools))
+    eks = _parse_eks(eks_node, catalog) if eks_node else None
+
     for node in (kms_node, redis_node):
         if node:
             node.finish()
@@ -331,6 +360,7 @@ def parse_settings(
         log_storage=log_storage,
         worker_pools=worker_pools,
         redis=redis,
+        eks=eks,
         model_pools=model_pools,
     )
 
@@ -660,7 +690,11 @@ def _parse_model_pool(node: Node, catalog: Catalog, network_azs: tuple[str, ...]
                 )
                 azs = None
     capacity = node.text("capacity_type", CapacityType.ON_DEMAND.value, choices=[c.value for c in CapacityType])
-    if None in (name, itype, lo, hi, desired, azs, capacity):
+    ami = node.text("ami", "al2023_nvidia", choices=list(_GPU_AMIS))
+    root_volume = node.integer("root_volume_gib", 200, min=20, max=16384)
+    data_volume = node.integer("data_volume_gib", 200, min=20, max=16384)
+
+    if None in (name, itype, lo, hi, desired, azs, capacity, ami, root_volume, data_volume):
         return None
     return ModelPoolSettings(
         name=name,
@@ -670,6 +704,77 @@ def _parse_model_pool(node: Node, catalog: Catalog, network_azs: tuple[str, ...]
         max_nodes=hi,
         azs=azs,
         capacity_type=CapacityType(capacity),
+        ami=_GPU_AMIS[ami],
+        root_volume_gib=root_volume,
+        data_volume_gib=data_volume,
+    )
+
+
+_GPU_AMIS = {"al2023_nvidia": GpuAmi.AL2023_NVIDIA, "bottlerocket_nvidia": GpuAmi.BOTTLEROCKET_NVIDIA}
+_K8S_VERSION = r"1\.\d{2}"
+
+
+def _parse_eks(node: Node, catalog: Catalog) -> EksSettings | None:
+    import ipaddress
+
+    version = node.text("version", pattern=_K8S_VERSION, what='a pinned Kubernetes minor version such as "1.32"')
+    cidrs = node.str_list("public_access_cidrs", ())
+    if cidrs is not None:
+        for index, text in enumerate(cidrs):
+            try:
+                net = ipaddress.ip_network(text)
+            except ValueError:
+                net = None
+            if net is None or net.prefixlen == 0:
+                node.problems.add(
+                    f"{node.key('public_access_cidrs')}[{index}]",
+                    f"expected a deployer CIDR (never 0.0.0.0/0; [] for a private endpoint), found {text!r}",
+                )
+                cidrs = None
+    system = node.child("system_nodes", required=True)
+    sizes: tuple[Any, ...] = (None, None, None, None)
+    if system is not None:
+        types = system.str_list("instance_types", min_len=1)
+        for index, itype in enumerate(types or ()):
+            spec = catalog.get(itype)
+            if spec is None or spec.family != "ec2" or spec.has_gpu:
+                system.problems.add(
+                    f"{system.key('instance_types')}[{index}]",
+                    f"expected a CPU instance type from the catalog, found {itype!r}",
+                )
+                types = None
+        lo = system.integer("min_size", 2, min=1)
+        desired = system.integer("desired_size", None, min=1)
+        hi = system.integer("max_size", min=1)
+        desired = lo if desired is None else desired
+        if None not in (lo, desired, hi) and not lo <= desired <= hi:
+            system.fail("desired_size", f"expected min_size ({lo}) <= desired_size <= max_size ({hi}), found {desired}")
+            desired = None
+        system.finish()
+        sizes = (types, lo, desired, hi)
+    addons = node.str_map("addon_versions")
+    if addons is not None:
+        from components.eks_cluster import REQUIRED_ADDONS
+
+        missing = [a for a in REQUIRED_ADDONS if a not in addons]
+        if missing:
+            node.fail(
+                "addon_versions",
+                f"expected a pinned version for each of {', '.join(REQUIRED_ADDONS)}, missing {', '.join(missing)}",
+            )
+            addons = None
+    node.finish()
+    if None in (version, cidrs, addons, *sizes):
+        return None
+    types, lo, desired, hi = sizes
+    return EksSettings(
+        version=version,
+        public_access_cidrs=cidrs,
+        system_instance_types=types,
+        system_min=lo,
+        system_desired=desired,
+        system_max=hi,
+        addon_versions=addons,
     )
 
 

@@ -249,6 +249,20 @@ CASES = [
         "agent-infra:log_storage.replication_region",
         "a region other than the stack's own",
     ),
+    (set_path("eks.version", "latest"), "agent-infra:eks.version", "a pinned Kubernetes minor version"),
+    (set_path("eks.public_access_cidrs", ["0.0.0.0/0"]), "agent-infra:eks.public_access_cidrs[0]", "never 0.0.0.0/0"),
+    (
+        set_path("eks.addon_versions", {"vpc-cni": "v1"}),
+        "agent-infra:eks.addon_versions",
+        "missing coredns, kube-proxy",
+    ),
+    (
+        set_path("eks.system_nodes.desired_size", 9),
+        "agent-infra:eks.system_nodes.desired_size",
+        "min_size (3) <= desired_size <= max_size (6)",
+    ),
+    (set_path("eks", DELETE), "agent-infra:eks", "is required but missing"),
+    (set_path("model_pools.0.ami", "ubuntu"), "agent-infra:model_pools[0].ami", "one of al2023_nvidia"),
 ]
 
 
