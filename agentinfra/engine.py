@@ -25,6 +25,7 @@ import runpy
 import sys
 import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -144,11 +145,15 @@ class OfflineMocks(pulumi_mocks.Mocks):
     def new_resource(self, args: pulumi_mocks.MockResourceArgs) -> tuple[str | None, dict]:
         if not args.custom:
             return "", {}
+        # Scalar inputs come back as outputs, as a provider's planned state would show them. Object-valued
+        # inputs do not: their provider-computed members (an EKS cluster's vpcConfig.clusterSecurityGroupId)
+        # are unknown in a real preview, and an echoed object would make them a known None instead.
+        state = {k: v for k, v in args.inputs.items() if not _is_object(v)}
         if not self.placeholders:
             # A new-stack preview: the id and every output the provider computes are unknown.
-            return "", dict(args.inputs)
+            return "", state
         digest = hashlib.sha256(f"{args.typ}::{args.name}".encode()).hexdigest()[:16]
-        state = dict(args.inputs)
+
         if args.typ.startswith("aws:"):
             state.setdefault("arn", f"arn:aws:offline:::{args.typ.split(':')[-1]}/{args.name}-{digest}")
         return f"offline-{digest}", state
@@ -227,7 +232,42 @@ def _record(request: Any, urn: str) -> dict[str, Any]:
     }
 
 
+def _is_object(value: Any) -> bool:
+    """An object-typed value (a secret counts as whatever it wraps, an asset as a scalar)."""
+    if isinstance(value, dict) and _SIG_KEY in value:
+        return value.get(_SIG_KEY) == _SECRET_SIG and _is_object(value.get("value"))
+    return isinstance(value, dict) or (isinstance(value, list) and any(_is_object(v) for v in value))
+
+
+_WORKERS = 4
+
+
+def _close_worker_loops(executor: ThreadPoolExecutor) -> None:
+    """Close the event loops the mock monitor creates on executor threads, then the executor.
+
+    ``MockMonitor`` calls ``_ensure_event_loop()`` on the threads that run monitor calls; those loops are
+    never closed and fail noisily when collected later. A barrier makes every worker take exactly one
+    cleanup call, so each closes its own loop.
+    """
+    barrier = threading.Barrier(_WORKERS)
+
+    def close_own_loop() -> None:
+        barrier.wait(timeout=10)
+        try:
+            thread_loop = asyncio.get_event_loop_policy().get_event_loop()
+        except RuntimeError:
+            return
+        if not thread_loop.is_running() and not thread_loop.is_closed():
+            thread_loop.close()
+        asyncio.set_event_loop(None)
+
+    for future in [executor.submit(close_own_loop) for _ in range(_WORKERS)]:
+        future.result(timeout=15)
+    executor.shutdown(wait=True)
+
+
 def _alias(alias: Any) -> Any:
+
     data = _plain(json_format.MessageToDict(alias))
     return data.get("urn", data) if isinstance(data, dict) else data
 
@@ -291,6 +331,8 @@ def record(
     monitor = RecordingMonitor(OfflineMocks(placeholders))
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
+    executor = ThreadPoolExecutor(max_workers=_WORKERS, thread_name_prefix="agentinfra-monitor")
+    loop.set_default_executor(executor)
     try:
         pulumi_settings.configure(
             pulumi_mocks.MockSettings(
@@ -308,8 +350,10 @@ def record(
         set_all_config(dict(config or {}), list(secret_keys or []))
         loop.run_until_complete(run_in_stack(program))
     finally:
+        _close_worker_loops(executor)
         loop.close()
         asyncio.set_event_loop(None)
+
     return {
         "schemaVersion": MANIFEST_SCHEMA_VERSION,
         "project": PROJECT,

@@ -172,3 +172,22 @@ def test_shipped_program_matches_pulumi_project_layout() -> None:
     project = (ROOT / "Pulumi.yaml").read_text()
     assert "name: agent-infra" in project and "stackConfigDir: config" in project
     assert (Path(sys.executable).parent / "agentinfra").exists(), "the agentinfra console script is installed"
+
+
+def test_computed_members_of_object_inputs_are_unknown_as_in_a_real_preview(tmp_path: Path) -> None:
+    # The provider computes vpcConfig.clusterSecurityGroupId; echoing the input object would turn it into a
+    # known None and silently drop whatever reads it.
+    (tmp_path / "__main__.py").write_text(
+        "import pulumi_aws as aws\n"
+        "cluster = aws.eks.Cluster('c', role_arn='arn:aws:iam::123456789012:role/eks',\n"
+        "    vpc_config=aws.eks.ClusterVpcConfigArgs(subnet_ids=['subnet-1', 'subnet-2']))\n"
+        "aws.vpc.SecurityGroupIngressRule('r', security_group_id='sg-1', ip_protocol='tcp', from_port=1,\n"
+        "    to_port=1, referenced_security_group_id=cluster.vpc_config.cluster_security_group_id)\n"
+    )
+    (tmp_path / "config").mkdir()
+    write_config(tmp_path / "config" / "Pulumi.dev.yaml", {"aws:region": "eu-west-1"})
+    rule = by_name(plan("dev", root=tmp_path), "r")
+    assert mf.is_unknown(rule["inputs"]["referencedSecurityGroupId"])
+    assert rule["propertyDependencies"]["referencedSecurityGroupId"] == [
+        "urn:pulumi:dev::agent-infra::aws:eks/cluster:Cluster::c"
+    ]
