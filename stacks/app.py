@@ -19,8 +19,10 @@ from components.kms_key import EncryptionKey, EncryptionKeyArgs
 from components.log_bucket import LogBucket, LogBucketArgs
 from components.naming import Naming
 from components.network import Network, NetworkArgs
+from components.redis_cache import RedisCache, RedisCacheArgs
+from components.task_queues import TaskQueues, TaskQueuesArgs
 
-from .settings import Settings, load_settings
+from .settings import Persistence, Settings, load_settings
 
 #: Version of the stack-output contract (marker outputs and the names below them). Bump on a break.
 OUTPUT_SCHEMA_VERSION = 1
@@ -38,6 +40,8 @@ class Platform:
     network: Network
     log_bucket: LogBucket
     cluster: EksCluster | None
+    queues: TaskQueues
+    redis: RedisCache | None
 
 
 def build() -> Platform:
@@ -101,6 +105,18 @@ def build() -> Platform:
     )
 
     cluster = build_cluster(settings, env, naming, network, logs_key, opts)
+    queues = TaskQueues(
+        "task-queues",
+        TaskQueuesArgs(
+            naming=naming,
+            env=env,
+            queues=settings.queues.queues,
+            oldest_message_alarm_seconds=settings.queues.oldest_message_alarm_seconds,
+            protect=settings.protect_stateful,
+        ),
+        opts=opts,
+    )
+    redis = build_redis(settings, env, naming, network, cluster, opts)
 
     export_markers(settings)
 
@@ -112,7 +128,46 @@ def build() -> Platform:
     pulumi.export("logsAthenaWorkgroup", log_bucket.workgroup.name)
     if cluster is not None:
         pulumi.export("eksClusterName", cluster.name)
-    return Platform(settings, env, naming, provider, logs_key, network, log_bucket, cluster)
+    pulumi.export("queueNames", queues.queue_names)
+    if redis is not None:
+        pulumi.export("redisEndpoint", redis.endpoint)
+        pulumi.export("redisAuthSecretArn", redis.auth_secret_arn)
+    return Platform(settings, env, naming, provider, logs_key, network, log_bucket, cluster, queues, redis)
+
+
+def build_redis(
+    settings: Settings,
+    env: AwsEnvironment,
+    naming: Naming,
+    network: Network,
+    cluster: EksCluster | None,
+    opts: pulumi.ResourceOptions,
+) -> RedisCache | None:
+    """ElastiCache Redis for agent state; reachable only from the named client security groups."""
+    redis = settings.redis
+    if redis is None:
+        return None
+    clients = {"eks": cluster.security_group_id} if cluster is not None else {}
+    return RedisCache(
+        "redis",
+        RedisCacheArgs(
+            naming=naming,
+            env=env,
+            vpc_id=network.vpc_id,
+            subnet_ids=network.private_subnet_ids,
+            node_type=redis.node_type,
+            shards=redis.shards,
+            replicas_per_shard=redis.replicas_per_shard,
+            cluster_mode=redis.cluster_mode,
+            multi_az=redis.replication,
+            memory_policy=redis.memory_policy,
+            maxmemory_bytes=redis.maxmemory_bytes,
+            client_security_group_ids=clients,
+            snapshot_retention_limit=7 if redis.persistence is Persistence.SNAPSHOT else 0,
+            protect=settings.protect_stateful,
+        ),
+        opts=opts,
+    )
 
 
 def build_cluster(

@@ -67,7 +67,8 @@ class Problems:
             raise SettingsError(self.items)
 
 
-_DURATION = re.compile(r"^(\d+)\s*(s|m|h)?$")
+_DURATION = re.compile(r"^(\d+)\s*(s|m|h|d)?$")
+
 _SIZE = re.compile(r"^(\d+(?:\.\d+)?)\s*(b|k|kb|m|mb|g|gb|t|tb)?$", re.IGNORECASE)
 _SIZE_FACTORS = {
     "b": 1,
@@ -184,6 +185,8 @@ class Node:
         value = self._take(name, default)
         if value is _MISSING:
             return None
+        if value is default:
+            return value
         if not isinstance(value, bool):
             self.fail(name, f"expected true or false, found {describe(value)}")
             return None
@@ -205,7 +208,7 @@ class Node:
             return None
 
     def duration_seconds(self, name: str, default: Any = _MISSING, *, min: int = 0, max: int | None = None) -> Any:
-        """Seconds from ``60``, ``"60s"``, ``"5m"`` or ``"1h"`` (the seed writes ``60s``)."""
+        """Seconds from ``60``, ``"60s"``, ``"5m"``, ``"1h"`` or ``"4d"`` (the seed writes ``60s``)."""
         value = self._take(name, default)
         if value is _MISSING:
             return None
@@ -215,7 +218,8 @@ class Node:
         if isinstance(value, int) and not isinstance(value, bool):
             seconds = value
         elif isinstance(value, str) and (m := _DURATION.match(value.strip())):
-            seconds = int(m.group(1)) * {"s": 1, "m": 60, "h": 3600, None: 1}[m.group(2)]
+            seconds = int(m.group(1)) * {"s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}[m.group(2)]
+
         if seconds is None or seconds < min or (max is not None and seconds > max):
             self.fail(
                 name,

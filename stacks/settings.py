@@ -20,23 +20,14 @@ from components.gpu_node_group import GpuAmi
 from components.log_bucket import AUDIT_MINIMUM_DAYS, Retention, StorageClass, Transition, retention_problems
 from components.log_group import RETENTION_DAYS as LOG_RETENTION_DAYS
 from components.network import NatGatewayMode as NatMode
+from components.redis_cache import MEMORY_POLICIES, check_node_fits
+from components.task_queues import QueueKind, QueueSpec
 
 from .reader import Node, Problems, SettingsError
 
 PROJECT = "agent-infra"
 NAMESPACE = "agent-infra"
 
-#: Redis eviction policies (redis.conf ``maxmemory-policy``).
-MEMORY_POLICIES = (
-    "volatile-lru",
-    "allkeys-lru",
-    "volatile-lfu",
-    "allkeys-lfu",
-    "volatile-random",
-    "allkeys-random",
-    "volatile-ttl",
-    "noeviction",
-)
 
 _NAME = r"[a-z][a-z0-9-]{0,30}[a-z0-9]"
 _ACCOUNT = re.compile(r"^\d{12}$")
@@ -191,6 +182,16 @@ class RedisSettings:
 
 
 @dataclass(frozen=True)
+class QueueSettings:
+    """SQS queues for the seed's task, priority and delayed patterns."""
+
+    queues: tuple[QueueSpec, ...]
+    """One spec per queue (a priority spec makes a high and a low queue)."""
+    oldest_message_alarm_seconds: int = 900
+    """Alarm when the oldest message of a work queue is older than this (default 15 minutes)."""
+
+
+@dataclass(frozen=True)
 class EksSettings:
     """The EKS cluster that hosts model servers, the gateway and the mesh."""
 
@@ -253,7 +254,9 @@ class Settings:
     log_storage: LogStorageSettings
     worker_pools: tuple[WorkerPoolSettings, ...]
     redis: RedisSettings | None
+    queues: QueueSettings
     eks: EksSettings | None
+
     model_pools: tuple[ModelPoolSettings, ...]
 
     @property
@@ -275,6 +278,7 @@ TOP_LEVEL_KEYS = (
     "protect_stateful",
     "worker_pools",
     "redis",
+    "queues",
     "eks",
     "model_pools",
 )
@@ -337,7 +341,9 @@ def parse_settings(
     network_azs = network.azs if network else ()
     model_pools = tuple(root.children("model_pools", lambda n: _parse_model_pool(n, catalog, network_azs)))
     _unique_names(root, "model_pools", model_pools)
+    queues = _parse_queues(root.child("queues"))
     eks_node = root.child("eks", required=bool(model_pools))
+
     eks = _parse_eks(eks_node, catalog) if eks_node else None
 
     for node in (kms_node, redis_node):
@@ -360,6 +366,7 @@ def parse_settings(
         log_storage=log_storage,
         worker_pools=worker_pools,
         redis=redis,
+        queues=queues,
         eks=eks,
         model_pools=model_pools,
     )
@@ -646,6 +653,12 @@ def _parse_redis(node: Node, catalog: Catalog) -> RedisSettings | None:
     if replication == "enabled" and replicas == 0:
         node.fail("replicas_per_shard", "expected at least 1 when redis_config.replication is enabled, found 0")
         replicas = None
+    if node_type and shards and maxmemory:
+        # maxmemory is the whole dataset across shards, after ElastiCache's 25% reserved memory.
+        too_small = check_node_fits(node_type, shards, maxmemory, catalog)
+        if too_small:
+            node.fail("node_type", too_small)
+            node_type = None
     if None in (node_type, shards, replicas, mode, persistence, policy, replication):
         return None
     return RedisSettings(
@@ -708,6 +721,55 @@ def _parse_model_pool(node: Node, catalog: Catalog, network_azs: tuple[str, ...]
         root_volume_gib=root_volume,
         data_volume_gib=data_volume,
     )
+
+
+_QUEUE_NAME = r"[a-z][a-z0-9-]{0,38}[a-z0-9]"
+#: Messages must survive a weekend outage: at least three days.
+MIN_RETENTION_SECONDS = 3 * 24 * 3600
+
+
+def _parse_queue(node: Node) -> QueueSpec | None:
+    name = node.text("name", pattern=_QUEUE_NAME, what="a lower-case name of letters, digits and dashes")
+    kind = node.text("kind", "task", choices=[k.value for k in QueueKind])
+    fifo = node.flag("fifo", False)
+    dlq_fifo = node.flag("dead_letter_fifo", None)
+    if fifo is not None and dlq_fifo is not None and dlq_fifo != fifo:
+        node.fail(
+            "dead_letter_fifo",
+            f"expected {str(fifo).lower()}: SQS requires a dead-letter queue of the same "
+            f"type as its queue (a FIFO queue needs a FIFO DLQ), found {str(dlq_fifo).lower()}",
+        )
+        fifo = None
+    dedup = node.flag("content_based_deduplication", False)
+    processing = node.duration_seconds("processing_timeout", 60, min=1, max=7200)
+    delay = node.duration_seconds("delay", 0, max=900)
+    if kind == "delayed" and delay == 0:
+        node.fail("delay", "expected a delivery delay (1s to 900s) for a delayed queue, found 0")
+        delay = None
+    retention = node.duration_seconds("retention", 4 * 24 * 3600, min=MIN_RETENTION_SECONDS, max=14 * 24 * 3600)
+    receives = node.integer("max_receive_count", 5, min=1, max=1000)
+    if None in (name, kind, fifo, dedup, processing, delay, retention, receives):
+        return None
+    return QueueSpec(
+        name=name,
+        kind=QueueKind(kind),
+        processing_timeout_seconds=processing,
+        fifo=fifo,
+        content_based_deduplication=dedup,
+        delay_seconds=delay,
+        message_retention_seconds=retention,
+        max_receive_count=receives,
+    )
+
+
+def _parse_queues(node: Node | None) -> QueueSettings:
+    if node is None:
+        return QueueSettings(queues=(QueueSpec(name="tasks"),))
+    alarm = node.duration_seconds("oldest_message_alarm", 900, min=60, max=14 * 24 * 3600)
+    specs = tuple(node.children("queues", _parse_queue, required=True))
+    _unique_names(node, "queues", specs)
+    node.finish()
+    return QueueSettings(queues=specs, oldest_message_alarm_seconds=alarm or 900)
 
 
 _GPU_AMIS = {"al2023_nvidia": GpuAmi.AL2023_NVIDIA, "bottlerocket_nvidia": GpuAmi.BOTTLEROCKET_NVIDIA}

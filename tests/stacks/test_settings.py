@@ -262,6 +262,21 @@ CASES = [
         "min_size (3) <= desired_size <= max_size (6)",
     ),
     (set_path("eks", DELETE), "agent-infra:eks", "is required but missing"),
+    (set_path("queues.queues.2.delay", "16m"), "agent-infra:queues.queues[2].delay", "a duration such as 60s"),
+    (set_path("queues.queues.2.delay", 901), "agent-infra:queues.queues[2].delay", "to 900 seconds, found 901"),
+    (
+        set_path("queues.queues.3.dead_letter_fifo", False),
+        "agent-infra:queues.queues[3].dead_letter_fifo",
+        "SQS requires a dead-letter queue of the same type as its queue",
+    ),
+    (set_path("queues.queues.0.retention", "1d"), "agent-infra:queues.queues[0].retention", "from 259200 to 1209600"),
+    (set_path("queues.queues.1.kind", "lifo"), "agent-infra:queues.queues[1].kind", "one of task, priority, delayed"),
+    (set_path("queues.queues.1.name", "tasks"), "agent-infra:queues.queues", "unique pool names"),
+    (
+        set_path("redis.node_type", "cache.t4g.small"),
+        "agent-infra:redis.node_type",
+        "below maxmemory 32.00 GiB; node types that fit: cache.m7g.2xlarge, cache.r7g.xlarge",
+    ),
     (set_path("model_pools.0.ami", "ubuntu"), "agent-infra:model_pools[0].ami", "one of al2023_nvidia"),
 ]
 
