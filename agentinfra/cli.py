@@ -74,9 +74,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     check.set_defaults(handler=cmd_check)
 
-    from . import size_cmd
+    from . import diff_cmd, size_cmd
 
     size_cmd.register(sub)
+    diff_cmd.register(sub)
+
     return parser
 
 
