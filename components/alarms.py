@@ -6,6 +6,7 @@ channel sees both ends of an incident; with no topic the alarm still shows in th
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Literal
 
@@ -20,7 +21,10 @@ Comparison = Literal[
     "LessThanThreshold",
     "LessThanOrEqualToThreshold",
 ]
-Statistic = Literal["Average", "Maximum", "Minimum", "SampleCount", "Sum"]
+#: Basic statistics; percentiles (``p95``, ``p99.9``) are passed as CloudWatch's extended statistic.
+BASIC_STATISTICS = ("Average", "Maximum", "Minimum", "SampleCount", "Sum")
+_PERCENTILE = re.compile(r"^p(\d{1,2}(\.\d+)?|100)$")
+
 MissingData = Literal["breaching", "notBreaching", "ignore", "missing"]
 
 #: Periods CloudWatch accepts below a minute (high-resolution metrics); otherwise a multiple of 60.
@@ -35,7 +39,7 @@ def metric_alarm(
     namespace: str,
     metric_name: str,
     dimensions: Mapping[str, pulumi.Input[str]],
-    statistic: Statistic,
+    statistic: str,
     comparison: Comparison,
     threshold: float,
     period_seconds: int = 60,
@@ -62,6 +66,14 @@ def metric_alarm(
     checker.check("evaluation_periods", evaluation_periods, lambda v: v >= 1, "at least 1")
     checker.check("datapoints_to_alarm", datapoints, lambda v: 1 <= v <= evaluation_periods, "1 to evaluation_periods")
     checker.check("alarm_name", alarm_name, lambda v: 0 < len(v) <= 255, "1 to 255 characters")
+    checker.check(
+        "statistic",
+        statistic,
+        lambda v: v in BASIC_STATISTICS or bool(_PERCENTILE.match(v)),
+        f"one of {', '.join(BASIC_STATISTICS)} or a percentile such as p95",
+    )
+    percentile = bool(_PERCENTILE.match(statistic))
+
     checker.done()
     actions = [topic_arn] if topic_arn is not None else []
     return aws.cloudwatch.MetricAlarm(
@@ -72,7 +84,8 @@ def metric_alarm(
             namespace=namespace,
             metric_name=metric_name,
             dimensions=dict(dimensions),
-            statistic=statistic,
+            statistic=None if percentile else statistic,
+            extended_statistic=statistic if percentile else None,
             comparison_operator=comparison,
             threshold=threshold,
             period=period_seconds,

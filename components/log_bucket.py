@@ -176,6 +176,8 @@ class LogBucket(pulumi.ComponentResource):
         super().__init__("agent-infra:storage:LogBucket", name, None, opts)
         _validate(name, args)
         env, naming = args.env, args.naming
+        self._name, self._env = name, env
+
         self.key = EncryptionKey(
             f"{name}-key",
             EncryptionKeyArgs(
@@ -232,7 +234,32 @@ class LogBucket(pulumi.ComponentResource):
             }
         )
 
+    def grant_write(
+        self, role: aws.iam.Role | str, prefixes: tuple[str, ...] | list[str], *, label: str
+    ) -> aws.iam.RolePolicy:
+        """Let ``role`` write (never read or delete) objects under ``prefixes``, encrypting with the bucket key.
+
+        Bucket keys mean S3 asks KMS for a data key, so ``kms:GenerateDataKey`` through S3 is all the key
+        grant needs; the key is named through its alias, so the document is known in a preview.
+        """
+        return aws.iam.RolePolicy(
+            f"{self._name}-write-{label}",
+            aws.iam.RolePolicyArgs(
+                role=role if isinstance(role, str) else role.id,
+                policy=iam.document(
+                    iam.statement("WriteLogs", ["s3:PutObject"], [f"{self.bucket_arn}/{p}*" for p in prefixes]),
+                    self.key.grant_statement(
+                        "EncryptLogs",
+                        ["kms:GenerateDataKey"],
+                        {"StringEquals": {"kms:ViaService": f"s3.{self._env.region}.amazonaws.com"}},
+                    ),
+                ),
+            ),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+
     # -- the log bucket's rules ------------------------------------------------------------------------
+
     def _lifecycle(self, args: LogBucketArgs) -> list[aws.s3.BucketLifecycleConfigurationRuleArgs]:
         rules = [_stream_rule(prefix, args.retention) for prefix in args.log_prefixes]
         rules.append(_stream_rule(args.audit_prefix, args.audit_retention))

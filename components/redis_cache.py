@@ -20,6 +20,7 @@ import pulumi_aws as aws
 import pulumi_random as random
 from agentinfra_policies.catalog import Catalog, load_catalog
 
+from . import iam
 from .aws_env import AwsEnvironment
 from .kms_key import EncryptionKey, EncryptionKeyArgs
 from .naming import Naming
@@ -121,7 +122,8 @@ class RedisCache(pulumi.ComponentResource):
     def __init__(self, name: str, args: RedisCacheArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("agent-infra:cache:RedisCache", name, None, opts)
         _validate(name, args)
-        self._naming = args.naming
+        self._naming, self._env, self._name = args.naming, args.env, name
+
         self.port = PORT
         stateful = pulumi.ResourceOptions(parent=self, protect=args.protect, retain_on_delete=args.protect)
 
@@ -221,6 +223,30 @@ class RedisCache(pulumi.ComponentResource):
         for label, group_id in args.client_security_group_ids.items():
             self.allow_client(label, group_id)
 
+    def grant_read_auth(self, role: aws.iam.Role, *, label: str) -> aws.iam.RolePolicy:
+        """Let ``role`` read the AUTH token: the secret (by its name; Secrets Manager adds six random
+        characters to the ARN) and ``kms:Decrypt`` on the cache key through Secrets Manager only."""
+        env = self._env
+        return aws.iam.RolePolicy(
+            f"{self._name}-read-auth-{label}",
+            aws.iam.RolePolicyArgs(
+                role=role.id,
+                policy=iam.document(
+                    iam.statement(
+                        "ReadAuthToken",
+                        ["secretsmanager:DescribeSecret", "secretsmanager:GetSecretValue"],
+                        [env.arn("secretsmanager", f"secret:{self.auth_secret_name}-??????")],
+                    ),
+                    self.key.grant_statement(
+                        "DecryptAuthToken",
+                        ["kms:Decrypt"],
+                        {"StringEquals": {"kms:ViaService": f"secretsmanager.{env.region}.amazonaws.com"}},
+                    ),
+                ),
+            ),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+
     def allow_client(self, label: str, security_group_id: pulumi.Input[str]) -> aws.vpc.SecurityGroupIngressRule:
         """Admit one more client security group on port 6379; ``label`` names the rule and must be stable."""
         return aws.vpc.SecurityGroupIngressRule(
@@ -247,10 +273,11 @@ class RedisCache(pulumi.ComponentResource):
             ),
             opts=pulumi.ResourceOptions(parent=self),
         )
+        self.auth_secret_name = f"{args.naming.project}/{args.naming.environment}/redis/auth-token"
         self.auth_secret = aws.secretsmanager.Secret(
             f"{name}-auth",
             aws.secretsmanager.SecretArgs(
-                name=f"{args.naming.project}/{args.naming.environment}/redis/auth-token",
+                name=self.auth_secret_name,
                 description=f"{args.naming.prefix}: Redis AUTH token",
                 kms_key_id=self.key.arn,
             ),

@@ -21,6 +21,7 @@ from components.naming import Naming
 from components.network import Network, NetworkArgs
 from components.redis_cache import RedisCache, RedisCacheArgs
 from components.task_queues import TaskQueues, TaskQueuesArgs
+from components.worker_pool import WorkerPool, WorkerPoolArgs, WorkerScaling
 
 from .settings import Persistence, Settings, load_settings
 
@@ -117,6 +118,43 @@ def build() -> Platform:
         opts=opts,
     )
     redis = build_redis(settings, env, naming, network, cluster, opts)
+    workers = [
+        WorkerPool(
+            f"workers-{pool.name}",
+            WorkerPoolArgs(
+                naming=naming,
+                env=env,
+                pool=pool.name,
+                instance_types=pool.instance_types,
+                vpc_id=network.vpc_id,
+                vpc_cidr=settings.network.cidr,
+                subnet_ids=network.private_subnet_ids,
+                scaling=WorkerScaling(
+                    min_instances=pool.scaling_policy.min_instances,
+                    max_instances=pool.scaling_policy.max_instances,
+                    target_metric=pool.scaling_policy.target_metric.value,
+                    target_value=pool.scaling_policy.target_value,
+                    scale_up_cooldown=pool.scaling_policy.scale_up_cooldown,
+                    scale_down_cooldown=pool.scaling_policy.scale_down_cooldown,
+                    desired=pool.desired_instances,
+                    latency_p95_ms=pool.latency_p95_ms,
+                    error_rate_percent=pool.error_rate_percent,
+                ),
+                queues=queues,
+                consumes=pool.consumes,
+                log_bucket=log_bucket,
+                redis=redis,
+                user_data=pool.user_data,
+                warm_up_seconds=pool.warm_up_seconds,
+                spot=pool.spot,
+                warm_pool=pool.warm_pool,
+                schedules=pool.schedules,
+                instance_tags=settings.default_tags,
+            ),
+            opts=opts,
+        )
+        for pool in settings.worker_pools
+    ]
 
     export_markers(settings)
 
@@ -129,6 +167,8 @@ def build() -> Platform:
     if cluster is not None:
         pulumi.export("eksClusterName", cluster.name)
     pulumi.export("queueNames", queues.queue_names)
+    pulumi.export("workerGroupNames", [w.group_name for w in workers])
+
     if redis is not None:
         pulumi.export("redisEndpoint", redis.endpoint)
         pulumi.export("redisAuthSecretArn", redis.auth_secret_arn)

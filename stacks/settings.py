@@ -22,6 +22,7 @@ from components.log_group import RETENTION_DAYS as LOG_RETENTION_DAYS
 from components.network import NatGatewayMode as NatMode
 from components.redis_cache import MEMORY_POLICIES, check_node_fits
 from components.task_queues import QueueKind, QueueSpec
+from components.worker_pool import Schedule, SpotCapacity, WarmPool
 
 from .reader import Node, Problems, SettingsError
 
@@ -157,6 +158,22 @@ class WorkerPoolSettings:
     """The seed's scaling block."""
     desired_instances: int | None = None
     """Initial desired capacity; default min_instances. min <= desired <= max."""
+    consumes: tuple[str, ...] = ("tasks",)
+    """Queues (by name; a priority pair by its name) the workers poll and scale on."""
+    latency_p95_ms: int | None = None
+    """Beside the seed block: add capacity while the agents' p95 execution time exceeds this."""
+    error_rate_percent: float | None = None
+    """Beside the seed block: above this error rate, stop scale-out and scale in gently."""
+    schedules: tuple[Schedule, ...] = ()
+    """Time-based scaling: scheduled actions."""
+    spot: SpotCapacity | None = None
+    """``interruptible: true``: on-demand base plus capacity-optimised spot."""
+    warm_pool: WarmPool | None = None
+    """Pre-initialised stopped instances; not with interruptible pools."""
+    warm_up_seconds: int = 120
+    """How long an agent takes to initialise (health-check grace period)."""
+    user_data: str = ""
+    """Agent bootstrap script (cloud-init)."""
 
 
 @dataclass(frozen=True)
@@ -342,6 +359,15 @@ def parse_settings(
     model_pools = tuple(root.children("model_pools", lambda n: _parse_model_pool(n, catalog, network_azs)))
     _unique_names(root, "model_pools", model_pools)
     queues = _parse_queues(root.child("queues"))
+    queue_names = {spec.name for spec in queues.queues}
+    for index, pool in enumerate(worker_pools):
+        for position, consumed in enumerate(pool.consumes):
+            if queue_names and consumed not in queue_names:
+                problems.add(
+                    f"{NAMESPACE}:worker_pools[{index}].consumes[{position}]",
+                    f"expected one of the configured queues ({', '.join(sorted(queue_names))}), found {consumed!r}",
+                )
+
     eks_node = root.child("eks", required=bool(model_pools))
 
     eks = _parse_eks(eks_node, catalog) if eks_node else None
@@ -608,9 +634,63 @@ def _parse_worker_pool(node: Node, catalog: Catalog) -> WorkerPoolSettings | Non
             f"max_instances ({scaling.max_instances}), found {desired}",
         )
         return None
-    if name is None or types is None or scaling is None:
+    consumes = node.str_list("consumes", ("tasks",), min_len=1)
+    latency = node.integer("latency_p95_ms", None, min=1)
+    errors = node.number("error_rate_percent", None, min=0.1, max=100)
+    schedules = tuple(node.children("schedules", _parse_schedule))
+    interruptible = node.flag("interruptible", False)
+    base = node.integer("on_demand_base", 0, min=0)
+    above = node.integer("on_demand_percentage_above_base", 0, min=0, max=100)
+    warm_node = node.child("warm_pool")
+    warm = None
+    if warm_node is not None:
+        warm = WarmPool(
+            min_size=warm_node.integer("min_size", 0, min=0) or 0,
+            max_prepared=warm_node.integer("max_prepared", None, min=0),
+        )
+        warm_node.finish()
+        if interruptible:
+            node.fail(
+                "warm_pool",
+                "expected no warm pool on an interruptible pool: AWS refuses a warm pool on a group "
+                "with a mixed-instances policy or spot capacity; drop warm_pool or interruptible",
+            )
+            warm = None
+    warm_up = node.duration_seconds("warm_up", 120, min=0, max=3600)
+    user_data = node.text("user_data", "")
+    if name is None or types is None or scaling is None or None in (consumes, interruptible, base, above, warm_up):
         return None
-    return WorkerPoolSettings(name=name, instance_types=types, scaling_policy=scaling, desired_instances=desired)
+    return WorkerPoolSettings(
+        name=name,
+        instance_types=types,
+        scaling_policy=scaling,
+        desired_instances=desired,
+        consumes=consumes,
+        latency_p95_ms=latency,
+        error_rate_percent=errors,
+        schedules=schedules,
+        spot=SpotCapacity(on_demand_base=base, on_demand_percentage_above_base=above) if interruptible else None,
+        warm_pool=warm,
+        warm_up_seconds=warm_up,
+        user_data=user_data or "",
+    )
+
+
+def _parse_schedule(node: Node) -> Schedule | None:
+    name = node.text("name", pattern=_NAME, what="a lower-case name of letters, digits and dashes")
+    recurrence = node.text(
+        "recurrence", pattern=r"\S+( \S+){4}", what="a five-field cron expression such as 0 20 * * *"
+    )
+    lo = node.integer("min_size", min=0)
+    hi = node.integer("max_size", min=0)
+    desired = node.integer("desired", None, min=0)
+    zone = node.text("time_zone", "UTC")
+    if None not in (lo, hi) and lo > hi:
+        node.fail("min_size", f"expected at most max_size ({hi}), found {lo}")
+        return None
+    if None in (name, recurrence, lo, hi, zone):
+        return None
+    return Schedule(name=name, recurrence=recurrence, min_size=lo, max_size=hi, desired=desired, time_zone=zone)
 
 
 def _parse_redis(node: Node, catalog: Catalog) -> RedisSettings | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from pulumi_policy import ResourceValidationArgs, Severity
@@ -39,14 +40,26 @@ TAGS = Rule(
 )
 
 
+def resource_tags(raw: Any) -> dict[str, str]:
+    """A resource's own tags: a map for most types, a list of ``{key, value, propagateAtLaunch}`` for an
+    auto-scaling group."""
+    if isinstance(raw, Mapping):
+        return {str(k): str(v) for k, v in raw.items()}
+    if isinstance(raw, Sequence) and not isinstance(raw, str):
+        return {str(t["key"]): str(t["value"]) for t in raw if isinstance(t, Mapping) and "key" in t}
+    return {}
+
+
 def _is_aws_resource(resource_type: str) -> bool:
+
     return resource_type.startswith("aws:")
 
 
 @resource_rule(TAGS, applies=_is_aws_resource)
 def required_tags(args: ResourceValidationArgs, report: Reporter, cfg: dict[str, Any]) -> None:
     tags = provider_default_tags(args.provider.props if args.provider else None)
-    tags.update({str(k): str(v) for k, v in dict(args.props.get("tags") or {}).items()})
+    tags.update(resource_tags(args.props.get("tags")))
+
     missing = [t for t in cfg["requiredTags"] if not tags.get(t)]
     if missing:
         report(f"{args.name!r} ({args.resource_type}) lacks the tag(s) {', '.join(missing)}.")

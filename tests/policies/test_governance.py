@@ -72,3 +72,12 @@ def test_instance_types_outside_the_allowlist_fire(change: tuple, allowlist: str
 def test_unknown_instance_type_is_reported_not_passed() -> None:
     changed = mutate(manifest("governance_program"), "workers", "instanceType", UNKNOWN)
     assert [r[0] for r in findings("allowed-instance-types", changed)] == ["unknown"]
+
+
+def test_auto_scaling_group_tag_blocks_are_read() -> None:
+    from agentinfra_policies.governance import resource_tags
+
+    blocks = [{"key": "owner", "propagateAtLaunch": True, "value": "team"}, {"key": "pool", "value": "agents"}]
+    assert resource_tags(blocks) == {"owner": "team", "pool": "agents"}
+    assert resource_tags({"owner": "team"}) == {"owner": "team"}
+    assert resource_tags(None) == {}

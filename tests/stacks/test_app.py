@@ -10,14 +10,15 @@ from helpers import by_name, resources_of
 from agentinfra import manifest as mf
 
 
-def test_redis_is_reachable_only_from_the_cluster_security_group(plans: dict[str, Any]) -> None:
+def test_redis_is_reachable_only_from_the_cluster_and_the_workers(plans: dict[str, Any]) -> None:
     prod = plans["prod"]
     rules = resources_of(prod, "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule")
-    redis_rules = [r for r in rules if r["name"].startswith("redis")]
-    assert redis_rules, "the cache admits its clients through security-group rules"
-    for rule in redis_rules:
+    redis_rules = {r["name"]: r for r in rules if r["name"].startswith("redis")}
+    assert set(redis_rules) == {"redis-from-eks", "redis-from-workers-agents"}
+    sources = {"redis-from-eks": "eks-cluster", "redis-from-workers-agents": "workers-agents-sg"}
+    for name, rule in redis_rules.items():
         assert "cidrIpv4" not in rule["inputs"] and rule["inputs"]["fromPort"] == 6379
-        assert rule["propertyDependencies"]["referencedSecurityGroupId"] == [by_name(prod, "eks-cluster")["urn"]]
+        assert rule["propertyDependencies"]["referencedSecurityGroupId"] == [by_name(prod, sources[name])["urn"]]
 
 
 def test_prod_redis_group_has_failover_multi_az_and_both_encryptions(plans: dict[str, Any]) -> None:

@@ -270,6 +270,26 @@ CASES = [
         "SQS requires a dead-letter queue of the same type as its queue",
     ),
     (set_path("queues.queues.0.retention", "1d"), "agent-infra:queues.queues[0].retention", "from 259200 to 1209600"),
+    (
+        set_path("worker_pools.0.interruptible", True),
+        "agent-infra:worker_pools[0].warm_pool",
+        "AWS refuses a warm pool on a group with a mixed-instances policy or spot capacity",
+    ),
+    (
+        set_path("worker_pools.0.consumes", ["tasks", "emails"]),
+        "agent-infra:worker_pools[0].consumes[1]",
+        "expected one of the configured queues",
+    ),
+    (
+        set_path("worker_pools.0.schedules", [{"name": "n", "recurrence": "daily", "min_size": 0, "max_size": 1}]),
+        "agent-infra:worker_pools[0].schedules[0].recurrence",
+        "a five-field cron expression",
+    ),
+    (
+        set_path("worker_pools.0.error_rate_percent", 0),
+        "agent-infra:worker_pools[0].error_rate_percent",
+        "from 0.1 to 100",
+    ),
     (set_path("queues.queues.1.kind", "lifo"), "agent-infra:queues.queues[1].kind", "one of task, priority, delayed"),
     (set_path("queues.queues.1.name", "tasks"), "agent-infra:queues.queues", "unique pool names"),
     (
