@@ -165,10 +165,15 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    import logging
+
     from .engine import PlanError
     from .manifest import ManifestError
 
+    # The program's warnings (pulumi.log.warn, e.g. a model pool's KV cache limits) reach here offline.
+    logging.basicConfig(format="agentinfra: warning: %(message)s", level=logging.WARNING)
     args = build_parser().parse_args(argv)
+
     handler: Callable[[argparse.Namespace], int] = args.handler
     try:
         return handler(args)

@@ -17,6 +17,8 @@ from components.eks_cluster import EksCluster, EksClusterArgs, NodeGroupSize
 from components.gpu_node_group import Capacity, GpuAmi, GpuNodePool, GpuNodePoolArgs
 from components.kms_key import EncryptionKey, EncryptionKeyArgs
 from components.log_bucket import LogBucket, LogBucketArgs
+from components.model_platform import ModelPlatform, ModelPlatformArgs
+from components.model_server import ModelServer, ModelServerArgs, shm_gib_for
 from components.naming import Naming
 from components.network import Network, NetworkArgs
 from components.redis_cache import RedisCache, RedisCacheArgs
@@ -48,6 +50,9 @@ class Platform:
 def build() -> Platform:
     """Build the stack for ``pulumi.get_stack()``."""
     settings = load_settings()
+    for warning in settings.warnings:
+        pulumi.log.warn(warning)
+
     env = AwsEnvironment(account_id=settings.account_id, region=settings.region)
     naming = Naming(settings.project, settings.environment)
     provider = aws_provider(settings)
@@ -262,7 +267,7 @@ def build_cluster(
             ),
             opts=opts,
         )
-    ClusterServices(
+    services = ClusterServices(
         "cluster-services",
         ClusterServicesArgs(
             cluster=cluster,
@@ -271,7 +276,65 @@ def build_cluster(
         ),
         opts=opts,
     )
+    build_model_servers(settings, naming, cluster, services, opts)
     return cluster
+
+
+def build_model_servers(
+    settings: Settings, naming: Naming, cluster: EksCluster, services: ClusterServices, opts: pulumi.ResourceOptions
+) -> list[ModelServer]:
+    """A vLLM server per model pool that names a model, on that pool's GPU nodes."""
+    pools = [p for p in settings.model_pools if p.server is not None]
+    if not pools:
+        return []
+    platform = ModelPlatform(
+        "models",
+        ModelPlatformArgs(
+            naming=naming,
+            cluster=cluster,
+            kms_deletion_window_days=settings.kms.deletion_window_days,
+            protect=settings.protect_stateful,
+        ),
+        opts=opts,
+    )
+    catalog = load_catalog()
+    servers = []
+    for pool in pools:
+        server, spec = pool.server, catalog.get(pool.instance_type)
+        assert server is not None and spec is not None
+        share = server.tensor_parallel_size / spec.gpus
+        servers.append(
+            ModelServer(
+                f"model-{pool.name}",
+                ModelServerArgs(
+                    provider=cluster.provider,
+                    namespace=platform.namespace,
+                    pool=pool.name,
+                    model=server.repository,
+                    served_name=pool.name,
+                    image=server.image,
+                    tensor_parallel_size=server.tensor_parallel_size,
+                    max_model_len=server.max_model_len,
+                    max_num_seqs=server.max_num_seqs,
+                    max_num_batched_tokens=server.max_num_batched_tokens,
+                    gpu_memory_utilization=server.gpu_memory_utilization,
+                    quantization=server.dtype if server.dtype in ("awq", "gptq", "fp8") else None,
+                    min_replicas=server.min_replicas,
+                    max_replicas=server.max_replicas,
+                    waiting_requests_per_replica=server.waiting_requests_per_replica,
+                    shm_gib=shm_gib_for(server.tensor_parallel_size),
+                    cache_gib=max(20, pool.root_volume_gib - 50),
+                    cpu_request=str(max(1, int(spec.vcpu * share * 0.75))),
+                    memory_request_gib=max(4, int(spec.memory_gib * share * 0.6)),
+                    startup_seconds=server.startup_seconds,
+                    prestage_s3_uri=server.prestage_s3_uri,
+                    hf_token_secret=platform.hf_kubernetes_secret,
+                    prometheus_url=services.prometheus_url,
+                ),
+                opts=pulumi.ResourceOptions(parent=platform, depends_on=[platform.keda]),
+            )
+        )
+    return servers
 
 
 def aws_provider(settings: Settings) -> aws.Provider:

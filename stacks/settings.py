@@ -226,6 +226,31 @@ class EksSettings:
 
 
 @dataclass(frozen=True)
+class ModelServerSettings:
+    """The vLLM server of a model pool, checked by the GPU sizing function."""
+
+    model: str
+    """Architecture from the model table (policies/agentinfra_policies/catalog/models.yaml)."""
+    repository: str
+    """Hugging Face repository vLLM loads (default: the table's repository)."""
+    image: str
+    """``vllm/vllm-openai:<tag>``, pinned."""
+    dtype: str
+    """bf16 (default), fp16, fp8, awq or gptq; the last three become ``--quantization``."""
+    tensor_parallel_size: int
+    """GPUs per replica; default every GPU of the instance."""
+    max_model_len: int
+    max_num_seqs: int = 256
+    max_num_batched_tokens: int = 8192
+    gpu_memory_utilization: float = 0.90
+    min_replicas: int = 1
+    max_replicas: int = 2
+    waiting_requests_per_replica: int = 8
+    startup_seconds: int = 600
+    prestage_s3_uri: str | None = None
+
+
+@dataclass(frozen=True)
 class ModelPoolSettings:
     """A GPU node pool that hosts one model server."""
 
@@ -249,6 +274,8 @@ class ModelPoolSettings:
     """Root volume in GiB (AL2023: images and model cache live here)."""
     data_volume_gib: int = 200
     """Bottlerocket's data volume in GiB (images and model cache)."""
+    server: ModelServerSettings | None = None
+    """The model this pool serves; None for capacity only."""
 
 
 @dataclass(frozen=True)
@@ -273,8 +300,9 @@ class Settings:
     redis: RedisSettings | None
     queues: QueueSettings
     eks: EksSettings | None
-
     model_pools: tuple[ModelPoolSettings, ...]
+    warnings: tuple[str, ...] = ()
+    """Valid but worth knowing (e.g. a model pool whose KV cache holds fewer sequences than asked)."""
 
     @property
     def account_id(self) -> str:
@@ -356,7 +384,9 @@ def parse_settings(
     redis_node = root.child("redis")
     redis = _parse_redis(redis_node, catalog) if redis_node else None
     network_azs = network.azs if network else ()
-    model_pools = tuple(root.children("model_pools", lambda n: _parse_model_pool(n, catalog, network_azs)))
+    warnings: list[str] = []
+
+    model_pools = tuple(root.children("model_pools", lambda n: _parse_model_pool(n, catalog, network_azs, warnings)))
     _unique_names(root, "model_pools", model_pools)
     queues = _parse_queues(root.child("queues"))
     queue_names = {spec.name for spec in queues.queues}
@@ -395,6 +425,7 @@ def parse_settings(
         queues=queues,
         eks=eks,
         model_pools=model_pools,
+        warnings=tuple(warnings),
     )
 
 
@@ -753,7 +784,9 @@ def _parse_redis(node: Node, catalog: Catalog) -> RedisSettings | None:
     )
 
 
-def _parse_model_pool(node: Node, catalog: Catalog, network_azs: tuple[str, ...]) -> ModelPoolSettings | None:
+def _parse_model_pool(
+    node: Node, catalog: Catalog, network_azs: tuple[str, ...], warnings: list[str]
+) -> ModelPoolSettings | None:
     name = node.text("name", pattern=_NAME, what="a lower-case name of letters, digits and dashes")
     itype = node.text("instance_type")
     if itype is not None:
@@ -784,6 +817,13 @@ def _parse_model_pool(node: Node, catalog: Catalog, network_azs: tuple[str, ...]
                 azs = None
     capacity = node.text("capacity_type", CapacityType.ON_DEMAND.value, choices=[c.value for c in CapacityType])
     ami = node.text("ami", "al2023_nvidia", choices=list(_GPU_AMIS))
+    server_node = node.child("server")
+    server = (
+        _parse_server(server_node, catalog.get(itype) if itype else None, (hi or 0) * len(azs or ()), warnings)
+        if server_node
+        else None
+    )
+
     root_volume = node.integer("root_volume_gib", 200, min=20, max=16384)
     data_volume = node.integer("data_volume_gib", 200, min=20, max=16384)
 
@@ -800,6 +840,86 @@ def _parse_model_pool(node: Node, catalog: Catalog, network_azs: tuple[str, ...]
         ami=_GPU_AMIS[ami],
         root_volume_gib=root_volume,
         data_volume_gib=data_volume,
+        server=server,
+    )
+
+
+def _parse_server(node: Node, instance: Any, max_gpu_nodes: int, warnings: list[str]) -> ModelServerSettings | None:
+    """The pool's vLLM server; the GPU sizing check runs here, so a model that does not fit is a config error."""
+    from agentinfra_policies.sizing import Dtype, SizingInputError, get_model, load_models, size
+
+    model = node.text("model", choices=sorted(load_models()))
+    arch = get_model(model) if model else None
+    repository = node.text(
+        "repository",
+        arch.hf_repo if arch else None,
+        pattern=r"[\w.-]+/[\w.-]+",
+        what="a Hugging Face repository id such as meta-llama/Llama-3.1-8B-Instruct",
+    )
+    image = node.text(
+        "image", pattern=r"vllm/vllm-openai:(?!latest$)[\w.-]+", what="vllm/vllm-openai:<pinned tag> (never latest)"
+    )
+    dtype = node.text("dtype", "bf16", choices=[d.value for d in Dtype])
+    gpus = instance.gpus if instance is not None else 1
+    tp = node.integer("tensor_parallel_size", gpus, min=1, max=8)
+    max_len = node.integer("max_model_len", min=256)
+    seqs = node.integer("max_num_seqs", 256, min=1)
+    batched = node.integer("max_num_batched_tokens", 8192, min=256)
+    utilization = node.number("gpu_memory_utilization", 0.90, min=0.1, max=0.98)
+    lo = node.integer("min_replicas", 1, min=1)
+    hi = node.integer("max_replicas", 2, min=1)
+    waiting = node.integer("waiting_requests_per_replica", 8, min=1)
+    startup = node.duration_seconds("startup_timeout", 600, min=300, max=3600)
+    prestage = node.text("prestage_s3_uri", None, pattern=r"s3://[a-z0-9.-]+(/.*)?", what="an s3:// URI")
+    node.finish()
+    if None in (model, repository, image, dtype, tp, max_len, seqs, batched, utilization, lo, hi, waiting, startup):
+        return None
+    if lo > hi:
+        node.fail("min_replicas", f"expected at most max_replicas ({hi}), found {lo}")
+        return None
+    if instance is not None and arch is not None:
+        replicas_per_node = instance.gpus // tp if tp <= instance.gpus else 0
+        # max_gpu_nodes is 0 when the pool's AZs are unknown (an invalid network already reported).
+        if replicas_per_node and max_gpu_nodes and hi > replicas_per_node * max_gpu_nodes:
+            node.fail(
+                "max_replicas",
+                f"expected at most {replicas_per_node * max_gpu_nodes} ({replicas_per_node} per "
+                f"node x {max_gpu_nodes} nodes at max_nodes), found {hi}",
+            )
+        try:
+            result = size(
+                arch,
+                dtype=Dtype(dtype),
+                tp=tp,
+                gpu_memory_gib=instance.gpu_memory_gib,
+                gpus_per_instance=instance.gpus,
+                max_model_len=max_len,
+                max_num_seqs=seqs,
+                max_num_batched_tokens=batched,
+                gpu_memory_utilization=utilization,
+            )
+        except SizingInputError as exc:
+            node.fail({"tp": "tensor_parallel_size"}.get(exc.argument, exc.argument), str(exc))
+            return None
+        if not result.fits:
+            node.fail("model", " ".join(result.errors))
+            return None
+        warnings.extend(f"{node.path}: {w}" for w in result.warnings)
+    return ModelServerSettings(
+        model=model,
+        repository=repository,
+        image=image,
+        dtype=dtype,
+        tensor_parallel_size=tp,
+        max_model_len=max_len,
+        max_num_seqs=seqs,
+        max_num_batched_tokens=batched,
+        gpu_memory_utilization=utilization,
+        min_replicas=lo,
+        max_replicas=hi,
+        waiting_requests_per_replica=waiting,
+        startup_seconds=startup,
+        prestage_s3_uri=prestage,
     )
 
 

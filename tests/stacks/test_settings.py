@@ -359,3 +359,10 @@ def test_default_subnets_fit_the_vpc_and_do_not_overlap() -> None:
 def test_maxmemory_units_follow_redis_conf(text: Any, expected: int) -> None:
     settings = parse("prod", set_path("redis.redis_config.maxmemory", text))
     assert settings.redis is not None and settings.redis.maxmemory_bytes == expected
+
+
+def test_model_replicas_beyond_gpu_capacity_are_rejected() -> None:
+    message = error_for(set_path("model_pools.1.server.max_replicas", 9))
+    assert "agent-infra:model_pools[1].server.max_replicas: expected at most 3 (1 per node x 3 nodes at max_nodes)" in (
+        message
+    )
