@@ -52,6 +52,8 @@ class ModelServerArgs:
     tensor_parallel_size: int
     """GPUs per replica; also the ``nvidia.com/gpu`` limit."""
     max_model_len: int
+    architecture: str = ""
+    """Name in the model table (models.yaml); the ``agent-infra/model-arch`` label the sizing rule reads."""
     max_num_seqs: int = 256
     max_num_batched_tokens: int = 8192
     gpu_memory_utilization: float = 0.90
@@ -98,6 +100,8 @@ class ModelServer(pulumi.ComponentResource):
             "app.kubernetes.io/part-of": "agent-infra",
             "agent-infra/model-pool": args.pool,
         }
+        if args.architecture:
+            labels["agent-infra/model-arch"] = args.architecture
         meta = k8s.meta.v1.ObjectMetaArgs(name=app, namespace=args.namespace, labels=labels)
 
         self.deployment = k8s.apps.v1.Deployment(

@@ -312,6 +312,7 @@ def build_model_servers(
                     pool=pool.name,
                     model=server.repository,
                     served_name=pool.name,
+                    architecture=server.model,
                     image=server.image,
                     tensor_parallel_size=server.tensor_parallel_size,
                     max_model_len=server.max_model_len,

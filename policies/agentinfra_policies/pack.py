@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pulumi_policy import Policy
 
-from . import governance, iam_kms, network, s3, sqs
+from . import apigw, cache, compute, governance, iam_kms, kubernetes, network, s3, sqs
 from .framework import PACK_NAME, Rule
 
 __all__ = ["PACK_NAME", "all_rules", "all_policies"]
@@ -12,7 +12,17 @@ __all__ = ["PACK_NAME", "all_rules", "all_policies"]
 
 def all_rules() -> list[Rule]:
     """Every rule in the pack, in a stable order (by id)."""
-    rules = [*s3.RULES, *sqs.RULES, *iam_kms.RULES, *network.RULES, *governance.RULES]
+    rules = [
+        *s3.RULES,
+        *sqs.RULES,
+        *iam_kms.RULES,
+        *network.RULES,
+        *governance.RULES,
+        *compute.RULES,
+        *cache.RULES,
+        *apigw.RULES,
+        *kubernetes.RULES,
+    ]
     ids = [r.id for r in rules]
     names = [r.name for r in rules]
     if len(set(ids)) != len(ids) or len(set(names)) != len(names):

@@ -321,3 +321,134 @@ def _manifest(program_name: str) -> str:
 def manifest(program_name: str) -> dict[str, Any]:
     """A fresh copy of a fixture program's manifest (each program runs once per test session)."""
     return json.loads(_manifest(program_name))
+
+
+def apigw_program() -> None:
+    api = aws.apigateway.RestApi("api", aws.apigateway.RestApiArgs(name="agents"))
+    pool = aws.cognito.UserPool("users", aws.cognito.UserPoolArgs(name="users"))
+    auth = aws.apigateway.Authorizer(
+        "auth", aws.apigateway.AuthorizerArgs(rest_api=api.id, type="COGNITO_USER_POOLS", provider_arns=[pool.arn])
+    )
+    agents = aws.apigateway.Resource(
+        "agents", aws.apigateway.ResourceArgs(rest_api=api.id, parent_id=api.root_resource_id, path_part="agents")
+    )
+    health = aws.apigateway.Resource(
+        "health", aws.apigateway.ResourceArgs(rest_api=api.id, parent_id=api.root_resource_id, path_part="health")
+    )
+    aws.apigateway.Method(
+        "agents-post",
+        aws.apigateway.MethodArgs(
+            rest_api=api.id,
+            resource_id=agents.id,
+            http_method="POST",
+            authorization="COGNITO_USER_POOLS",
+            authorizer_id=auth.id,
+        ),
+    )
+    aws.apigateway.Method(
+        "health-get",
+        aws.apigateway.MethodArgs(rest_api=api.id, resource_id=health.id, http_method="GET", authorization="NONE"),
+    )
+    deployment = aws.apigateway.Deployment("deployment", aws.apigateway.DeploymentArgs(rest_api=api.id))
+    logs = aws.cloudwatch.LogGroup("access", aws.cloudwatch.LogGroupArgs(name="/api/access", retention_in_days=30))
+    stage = aws.apigateway.Stage(
+        "v1",
+        aws.apigateway.StageArgs(
+            rest_api=api.id,
+            deployment=deployment.id,
+            stage_name="v1",
+            xray_tracing_enabled=True,
+            access_log_settings=aws.apigateway.StageAccessLogSettingsArgs(destination_arn=logs.arn, format="{}"),
+        ),
+    )
+    aws.apigateway.MethodSettings(
+        "defaults",
+        aws.apigateway.MethodSettingsArgs(
+            rest_api=api.id,
+            stage_name=stage.stage_name,
+            method_path="*/*",
+            settings=aws.apigateway.MethodSettingsSettingsArgs(throttling_rate_limit=1000, throttling_burst_limit=500),
+        ),
+    )
+    aws.apigateway.UsagePlan(
+        "gold",
+        aws.apigateway.UsagePlanArgs(
+            throttle_settings=aws.apigateway.UsagePlanThrottleSettingsArgs(rate_limit=50, burst_limit=100)
+        ),
+    )
+    acl = aws.wafv2.WebAcl(
+        "waf",
+        aws.wafv2.WebAclArgs(
+            scope="REGIONAL",
+            default_action=aws.wafv2.WebAclDefaultActionArgs(allow=aws.wafv2.WebAclDefaultActionAllowArgs()),
+            visibility_config=aws.wafv2.WebAclVisibilityConfigArgs(
+                cloudwatch_metrics_enabled=True, metric_name="waf", sampled_requests_enabled=True
+            ),
+        ),
+    )
+    aws.wafv2.WebAclAssociation(
+        "waf-stage", aws.wafv2.WebAclAssociationArgs(resource_arn=stage.arn, web_acl_arn=acl.arn)
+    )
+
+
+def istio_program() -> None:
+    import pulumi_kubernetes as k8s
+
+    provider = k8s.Provider("k8s", kubeconfig="{}")
+    opts = pulumi.ResourceOptions(provider=provider)
+    k8s.helm.v3.Release(
+        "istiod", k8s.helm.v3.ReleaseArgs(chart="istiod", version="1.26.2", namespace="istio-system"), opts=opts
+    )
+    k8s.core.v1.Namespace(
+        "models",
+        k8s.core.v1.NamespaceInitArgs(
+            metadata=k8s.meta.v1.ObjectMetaArgs(name="models", labels={"istio-injection": "enabled"})
+        ),
+        opts=opts,
+    )
+    k8s.core.v1.Service(
+        "vllm",
+        k8s.core.v1.ServiceInitArgs(
+            metadata=k8s.meta.v1.ObjectMetaArgs(
+                name="vllm-llama", namespace="models", labels={"agent-infra/model-pool": "llama"}
+            ),
+            spec=k8s.core.v1.ServiceSpecArgs(ports=[k8s.core.v1.ServicePortArgs(port=8000)]),
+        ),
+        opts=opts,
+    )
+
+    def custom(name: str, api: str, kind: str, namespace: str, spec: dict[str, Any]) -> None:
+        k8s.apiextensions.CustomResource(
+            name, api_version=api, kind=kind, metadata={"name": name, "namespace": namespace}, spec=spec, opts=opts
+        )
+
+    custom("default", "security.istio.io/v1", "PeerAuthentication", "istio-system", {"mtls": {"mode": "STRICT"}})
+    custom(
+        "vllm-llama",
+        "networking.istio.io/v1",
+        "DestinationRule",
+        "models",
+        {
+            "host": "vllm-llama.models.svc.cluster.local",
+            "trafficPolicy": {"outlierDetection": {"consecutive5xxErrors": 5}},
+        },
+    )
+    custom(
+        "models-egress",
+        "networking.istio.io/v1",
+        "Sidecar",
+        "models",
+        {"egress": [{"hosts": ["./*", "istio-system/*"]}], "outboundTrafficPolicy": {"mode": "REGISTRY_ONLY"}},
+    )
+    custom(
+        "huggingface",
+        "networking.istio.io/v1",
+        "ServiceEntry",
+        "models",
+        {
+            "hosts": ["huggingface.co"],
+            "location": "MESH_EXTERNAL",
+            "resolution": "DNS",
+            "ports": [{"number": 443, "name": "tls", "protocol": "TLS"}],
+        },
+    )
