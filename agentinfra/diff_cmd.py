@@ -77,16 +77,17 @@ def _run(args: argparse.Namespace) -> int:
     if args.env and args.env not in before and args.env not in after:
         raise DiffUsageError(f"--env: environment {args.env!r} is in neither BASE nor HEAD")
     gates = _gate(after) if args.policy else None
-    diffs = df.diff_all(before, after, environments=envs, gate_results=gates)
+    costs = _cost_deltas(before, after)
+    diffs = df.diff_all(before, after, environments=envs, gate_results=gates, cost_deltas=costs)
     if not diffs:
         raise DiffUsageError("BASE and HEAD hold no environments to compare")
     print(df.render_text(diffs))
     if args.markdown:
-        text = df.render_markdown(diffs, gates, None, limit=args.limit, title=f"`{args.base}` \u2192 `{args.head}`")
+        text = df.render_markdown(diffs, gates, costs, limit=args.limit, title=f"`{args.base}` \u2192 `{args.head}`")
         mf.write_atomic(args.markdown, text + "\n")
         print(f"markdown written to {args.markdown}", file=sys.stderr)
     if args.json:
-        mf.write_atomic(args.json, json.dumps(df.to_json(diffs, gates), indent=2, sort_keys=True) + "\n")
+        mf.write_atomic(args.json, json.dumps(df.to_json(diffs, gates, costs), indent=2, sort_keys=True) + "\n")
         print(f"json written to {args.json}", file=sys.stderr)
     flagged = any(d.flags for d in diffs)
     return EXIT_FLAGGED if flagged and args.fail_on_flag else EXIT_OK
@@ -133,6 +134,22 @@ def _side(label: str, value: str, envs: list[str] | None, repo: Path) -> dict[st
         return df.plan_revision(value, envs, repo)
     except df.RevisionError as exc:
         raise DiffUsageError(f"{label}: {exc}") from None
+
+
+def _cost_deltas(before: dict[str, Any], after: dict[str, Any]) -> dict[str, float | None]:
+    """Monthly cost of HEAD minus BASE per environment in both, with HEAD's cost assumptions (offline prices)."""
+    from .cost import cost_delta
+    from .cost_cmd import load_assumptions
+    from .engine import PlanError
+
+    deltas: dict[str, float | None] = {}
+    for env in sorted(set(before) & set(after)):
+        try:
+            assumptions = load_assumptions(env, None)
+        except (PlanError, ValueError, OSError):
+            assumptions = None  # an environment without a config file here: default assumptions
+        deltas[env] = cost_delta(before[env], after[env], assumptions)
+    return deltas
 
 
 def _gate(manifests: dict[str, Any]) -> dict[str, Any]:

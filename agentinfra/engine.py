@@ -131,9 +131,24 @@ def load_stack_config(environment: str, root: Path | None = None, path: Path | N
             secret_keys.append(key)
             value = f"offline-secret:{key}"
         values[key] = value if isinstance(value, str) else json.dumps(value)
+    problems += _tool_block_problems(data["config"])
     if problems:
         raise PlanError(f"{shown}: {len(problems)} invalid key(s)\n" + "\n".join(f"  - {p}" for p in problems))
     return StackConfig(environment=environment, path=path, values=values, secret_keys=secret_keys)
+
+
+def _tool_block_problems(config: dict[str, Any]) -> list[str]:
+    """Validate the blocks only the tools read (the program ignores them), so a typo fails every plan."""
+    from .cost import parse_assumptions
+    from .resilience import parse_targets
+
+    problems: list[str] = []
+    for key, parse in (("resilience", parse_targets), ("cost", parse_assumptions)):
+        full = f"{NAMESPACE}:{key}"
+        if full in config:
+            _, found = parse(config[full], full)
+            problems += [f"{k}: {m}" for k, m in found]
+    return problems
 
 
 class OfflineMocks(pulumi_mocks.Mocks):

@@ -313,6 +313,10 @@ class Settings:
         return self.tags.for_environment(self.environment)
 
 
+#: Blocks read by the agentinfra tools (resilience targets, cost assumptions), not by the program; the
+#: offline engine validates them when it loads a config file.
+TOOL_KEYS = ("resilience", "cost")
+
 #: Top-level ``agent-infra:`` keys the program reads. The offline engine rejects any other.
 TOP_LEVEL_KEYS = (
     "tags",
@@ -326,6 +330,7 @@ TOP_LEVEL_KEYS = (
     "queues",
     "eks",
     "model_pools",
+    *TOOL_KEYS,
 )
 
 
@@ -405,6 +410,8 @@ def parse_settings(
     for node in (kms_node, redis_node):
         if node:
             node.finish()
+    for key in TOOL_KEYS:
+        root._take(key, None)
     root.finish()
     problems.raise_if_any()
 
