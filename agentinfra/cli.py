@@ -74,12 +74,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     check.set_defaults(handler=cmd_check)
 
-    from . import cost_cmd, diff_cmd, resilience_cmd, size_cmd
+    from . import cost_cmd, diff_cmd, resilience_cmd, size_cmd, verify_cmd
 
     size_cmd.register(sub)
     diff_cmd.register(sub)
     resilience_cmd.register(sub)
     cost_cmd.register(sub)
+    verify_cmd.register(sub)
 
     return parser
 
