@@ -34,6 +34,7 @@ import yaml
 from google.protobuf import json_format
 from pulumi.runtime import mocks as pulumi_mocks
 from pulumi.runtime import settings as pulumi_settings
+from pulumi.runtime import stack as pulumi_stack
 from pulumi.runtime.config import set_all_config
 from pulumi.runtime.stack import run_in_stack
 
@@ -254,6 +255,46 @@ def _is_object(value: Any) -> bool:
     return isinstance(value, dict) or (isinstance(value, list) and any(_is_object(v) for v in value))
 
 
+async def _wait_for_rpcs_linear(await_all_outstanding_tasks: bool = True) -> None:
+    """The SDK's ``wait_for_rpcs`` with the outstanding outputs awaited together, not first-completed in turn.
+
+    The SDK (pulumi 3.x, ``runtime/stack.py``) waits ``FIRST_COMPLETED`` over every pending output and loops,
+    re-attaching callbacks to all of them each time: quadratic in the number of outputs, most of a plan's time at
+    a few hundred resources. Waiting ``ALL_COMPLETED`` ends in the same state (the RPCs are drained first, new
+    outputs are picked up by the next round, exceptions are re-raised), in linear time. Installed only while
+    ``record`` runs; ``tests/agentinfra/test_engine.py`` checks that manifests are identical either way.
+    """
+    from pulumi.runtime.settings import SETTINGS, _get_rpc_manager
+
+    rpc_manager = _get_rpc_manager()
+    while True:
+        while len(rpc_manager.rpcs) > 0:
+            await asyncio.sleep(0)
+            try:
+                await rpc_manager.rpcs.pop()
+            except Exception as exn:
+                if rpc_manager.unhandled_exception is not None:
+                    raise exn from rpc_manager.unhandled_exception.with_traceback(rpc_manager.exception_traceback)
+                raise
+        if rpc_manager.unhandled_exception is not None:
+            raise rpc_manager.unhandled_exception.with_traceback(rpc_manager.exception_traceback)
+        if await_all_outstanding_tasks:
+            while True:
+                with SETTINGS.lock:
+                    if len(SETTINGS.outputs) == 0:
+                        break
+                    pending = list(SETTINGS.outputs)
+                    SETTINGS.outputs.clear()
+                done, _ = await asyncio.wait(pending, return_when=asyncio.ALL_COMPLETED)
+                for task in done:
+                    await task
+        if len(rpc_manager.rpcs) == 0:
+            break
+
+
+#: Whether ``record`` installs the linear wait (tests turn it off to compare with the SDK's own).
+LINEAR_WAIT = True
+
 _WORKERS = 4
 
 
@@ -363,7 +404,13 @@ def record(
         )
         pulumi_settings.ROOT.set(None)
         set_all_config(dict(config or {}), list(secret_keys or []))
-        loop.run_until_complete(run_in_stack(program))
+        original_wait = pulumi_stack.wait_for_rpcs
+        if LINEAR_WAIT:
+            pulumi_stack.wait_for_rpcs = _wait_for_rpcs_linear
+        try:
+            loop.run_until_complete(run_in_stack(program))
+        finally:
+            pulumi_stack.wait_for_rpcs = original_wait
     finally:
         _close_worker_loops(executor)
         loop.close()

@@ -191,3 +191,11 @@ def test_computed_members_of_object_inputs_are_unknown_as_in_a_real_preview(tmp_
     assert rule["propertyDependencies"]["referencedSecurityGroupId"] == [
         "urn:pulumi:dev::agent-infra::aws:eks/cluster:Cluster::c"
     ]
+
+
+def test_linear_wait_records_exactly_what_the_sdks_own_wait_records(monkeypatch: pytest.MonkeyPatch) -> None:
+    from agentinfra import engine
+
+    fast = mf.dumps(plan("prod"))
+    monkeypatch.setattr(engine, "LINEAR_WAIT", False)
+    assert mf.dumps(plan("prod")) == fast
