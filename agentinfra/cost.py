@@ -497,6 +497,16 @@ NO_CHARGE_PREFIXES = (
     "aws:wafv2/webAclLoggingConfiguration:",
     "aws:cloudwatch/logResourcePolicy:",
     "aws:sns/topicSubscription:",
+    # Topics cost nothing of their own (publishes at these volumes are negligible); the first two budgets are
+    # free; Cognito bills per monthly active user (usage, not a resource); listeners, target groups and RDS
+    # parameter and subnet groups are priced through their load balancer or instance.
+    "aws:sns/topic:",
+    "aws:budgets/",
+    "aws:cognito/",
+    "aws:lb/listener:",
+    "aws:lb/targetGroup:",
+    "aws:rds/parameterGroup:",
+    "aws:rds/subnetGroup:",
     "aws:sns/topicPolicy:",
     "agent-infra:",
 )
@@ -812,6 +822,7 @@ class _Pricer:
     # everything else --------------------------------------------------------------------------------------
     def services(self) -> None:
         idx, a, h = self.index, self.a, self.hours
+        self._platform_extras()
         for r in idx.of_type("aws:eks/cluster:Cluster"):
             self.add(r, f"EKS control plane x {h:g} h", h, "eks_cluster_hour")
         self._cache()
@@ -1042,6 +1053,25 @@ class _Pricer:
             if count:
                 self.add(acl, f"WAF rules ({count})", count, "waf_rule_month")
             self.add(acl, f"WAF requests ({a.api_requests:,.0f})", a.api_requests / 1e6, "waf_million")
+
+    def _platform_extras(self) -> None:
+        """Network load balancers, the gateway's RDS database and dashboards."""
+        idx, h = self.index, self.hours
+        for nlb in idx.of_type("aws:lb/loadBalancer:LoadBalancer"):
+            self.add(nlb, f"load balancer x {h:g} h", h, "nlb_hour")
+            self.add(nlb, f"one capacity unit x {h:g} h", h, "nlb_lcu_hour")
+        for db in idx.of_type("aws:rds/instance:Instance"):
+            inputs = db.get("inputs") or {}
+            copies = 2 if inputs.get("multiAz") is True else 1
+            key = f"rds_{inputs.get('instanceClass')}_hour"
+            if key in self.p.services:
+                self.add(db, f"{inputs.get('instanceClass')} x {copies} x {h:g} h", copies * h, key)
+            else:
+                self.notes.append(f"{db['name']}: no price for RDS {inputs.get('instanceClass')}")
+            storage = float(inputs.get("allocatedStorage") or 0)
+            self.add(db, f"storage {storage:g} GB x {copies}", copies * storage, "rds_gp3_gb_month")
+        for board in idx.of_type("aws:cloudwatch/dashboard:Dashboard"):
+            self.add(board, "dashboard", 1, "dashboard_month")
 
     def unpriced(self) -> tuple[str, ...]:
         types = {r["type"] for r in self.index.resources}

@@ -142,6 +142,8 @@ class ClusterServices(pulumi.ComponentResource):
                     "prometheusSpec": {
                         # Pick up every ServiceMonitor and PodMonitor (vLLM, DCGM), not only this release's.
                         "serviceMonitorSelectorNilUsesHelmValues": False,
+                        # The OpenTelemetry collector writes mesh and trace metrics here.
+                        "enableRemoteWriteReceiver": True,
                         "podMonitorSelectorNilUsesHelmValues": False,
                         "ruleSelectorNilUsesHelmValues": False,
                         "retention": args.prometheus_retention,

@@ -30,6 +30,8 @@ class ModelPlatformArgs:
     naming: Naming
     cluster: EksCluster
     namespace: str = "models"
+    create_namespace: bool = True
+    """Create the namespace (False when the service mesh creates it, with sidecar injection)."""
     kms_deletion_window_days: int = 30
     protect: bool = False
     keda: Chart = KEDA
@@ -76,12 +78,16 @@ class ModelPlatform(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, protect=args.protect),
         )
 
-        namespace = k8s.core.v1.Namespace(
-            f"{name}-namespace",
-            k8s.core.v1.NamespaceInitArgs(
-                metadata=k8s.meta.v1.ObjectMetaArgs(name=args.namespace, labels={"istio-injection": "enabled"})
-            ),
-            opts=k8s_opts,
+        namespace = (
+            k8s.core.v1.Namespace(
+                f"{name}-namespace",
+                k8s.core.v1.NamespaceInitArgs(
+                    metadata=k8s.meta.v1.ObjectMetaArgs(name=args.namespace, labels={"istio-injection": "enabled"})
+                ),
+                opts=k8s_opts,
+            )
+            if args.create_namespace
+            else None
         )
         system = {"agent-infra/role": "system"}
         keda = k8s.helm.v3.Release(
@@ -100,7 +106,8 @@ class ModelPlatform(pulumi.ComponentResource):
         )
         self.keda = keda
 
-        cluster.workload_role(
+        self.secrets_key = key
+        self.external_secrets_role = cluster.workload_role(
             f"{name}-external-secrets",
             namespace="external-secrets",
             service_account="external-secrets",
@@ -139,7 +146,7 @@ class ModelPlatform(pulumi.ComponentResource):
             opts=k8s_opts,
         )
         after_operator = pulumi.ResourceOptions(
-            parent=self, provider=cluster.provider, depends_on=[operator, namespace]
+            parent=self, provider=cluster.provider, depends_on=[operator, *([namespace] if namespace else [])]
         )
         store = k8s.apiextensions.CustomResource(
             f"{name}-secret-store",

@@ -161,6 +161,7 @@ class WorkerPool(pulumi.ComponentResource):
         super().__init__("agent-infra:compute:WorkerPool", name, None, opts)
         _validate(name, args)
         self._args, self._name = args, name
+        self.pool = args.pool
         self.group_name = args.naming.name("workers", args.pool)
         self.queue_metric_names = _physical_queues(args.queues, args.consumes)
         child = pulumi.ResourceOptions(parent=self)

@@ -17,8 +17,6 @@ from components.eks_cluster import EksCluster, EksClusterArgs, NodeGroupSize
 from components.gpu_node_group import Capacity, GpuAmi, GpuNodePool, GpuNodePoolArgs
 from components.kms_key import EncryptionKey, EncryptionKeyArgs
 from components.log_bucket import LogBucket, LogBucketArgs
-from components.model_platform import ModelPlatform, ModelPlatformArgs
-from components.model_server import ModelServer, ModelServerArgs, shm_gib_for
 from components.naming import Naming
 from components.network import Network, NetworkArgs
 from components.redis_cache import RedisCache, RedisCacheArgs
@@ -26,6 +24,7 @@ from components.task_queues import TaskQueues, TaskQueuesArgs
 from components.worker_pool import WorkerPool, WorkerPoolArgs, WorkerScaling
 
 from .settings import Persistence, Settings, load_settings
+from .workloads import build_observability, build_workloads
 
 #: Version of the stack-output contract (marker outputs and the names below them). Bump on a break.
 OUTPUT_SCHEMA_VERSION = 1
@@ -110,7 +109,8 @@ def build() -> Platform:
         opts=opts,
     )
 
-    cluster = build_cluster(settings, env, naming, network, logs_key, opts)
+    built = build_cluster(settings, env, naming, network, logs_key, opts)
+    cluster, services = built if built else (None, None)
     queues = TaskQueues(
         "task-queues",
         TaskQueuesArgs(
@@ -161,6 +161,11 @@ def build() -> Platform:
         for pool in settings.worker_pools
     ]
 
+    edge = None
+    if cluster is not None and services is not None:
+        edge = build_workloads(settings, env, naming, network, logs_key, cluster, services, redis, opts)
+    build_observability(settings, env, naming, queues, redis, workers, cluster, edge, opts)
+
     export_markers(settings)
 
     pulumi.export("vpcId", network.vpc_id)
@@ -174,6 +179,8 @@ def build() -> Platform:
     pulumi.export("queueNames", queues.queue_names)
     pulumi.export("workerGroupNames", [w.group_name for w in workers])
 
+    if edge is not None:
+        edge.export()
     if redis is not None:
         pulumi.export("redisEndpoint", redis.endpoint)
         pulumi.export("redisAuthSecretArn", redis.auth_secret_arn)
@@ -222,7 +229,7 @@ def build_cluster(
     network: Network,
     logs_key: EncryptionKey,
     opts: pulumi.ResourceOptions,
-) -> EksCluster | None:
+) -> tuple[EksCluster, ClusterServices] | None:
     """The EKS cluster, one GPU node pool per model pool (a node group per AZ), and cluster services."""
     eks = settings.eks
     if eks is None:
@@ -276,66 +283,7 @@ def build_cluster(
         ),
         opts=opts,
     )
-    build_model_servers(settings, naming, cluster, services, opts)
-    return cluster
-
-
-def build_model_servers(
-    settings: Settings, naming: Naming, cluster: EksCluster, services: ClusterServices, opts: pulumi.ResourceOptions
-) -> list[ModelServer]:
-    """A vLLM server per model pool that names a model, on that pool's GPU nodes."""
-    pools = [p for p in settings.model_pools if p.server is not None]
-    if not pools:
-        return []
-    platform = ModelPlatform(
-        "models",
-        ModelPlatformArgs(
-            naming=naming,
-            cluster=cluster,
-            kms_deletion_window_days=settings.kms.deletion_window_days,
-            protect=settings.protect_stateful,
-        ),
-        opts=opts,
-    )
-    catalog = load_catalog()
-    servers = []
-    for pool in pools:
-        server, spec = pool.server, catalog.get(pool.instance_type)
-        assert server is not None and spec is not None
-        share = server.tensor_parallel_size / spec.gpus
-        servers.append(
-            ModelServer(
-                f"model-{pool.name}",
-                ModelServerArgs(
-                    provider=cluster.provider,
-                    namespace=platform.namespace,
-                    pool=pool.name,
-                    model=server.repository,
-                    served_name=pool.name,
-                    architecture=server.model,
-                    image=server.image,
-                    tensor_parallel_size=server.tensor_parallel_size,
-                    max_model_len=server.max_model_len,
-                    max_num_seqs=server.max_num_seqs,
-                    max_num_batched_tokens=server.max_num_batched_tokens,
-                    gpu_memory_utilization=server.gpu_memory_utilization,
-                    quantization=server.dtype if server.dtype in ("awq", "gptq", "fp8") else None,
-                    min_replicas=server.min_replicas,
-                    max_replicas=server.max_replicas,
-                    waiting_requests_per_replica=server.waiting_requests_per_replica,
-                    shm_gib=shm_gib_for(server.tensor_parallel_size),
-                    cache_gib=max(20, pool.root_volume_gib - 50),
-                    cpu_request=str(max(1, int(spec.vcpu * share * 0.75))),
-                    memory_request_gib=max(4, int(spec.memory_gib * share * 0.6)),
-                    startup_seconds=server.startup_seconds,
-                    prestage_s3_uri=server.prestage_s3_uri,
-                    hf_token_secret=platform.hf_kubernetes_secret,
-                    prometheus_url=services.prometheus_url,
-                ),
-                opts=pulumi.ResourceOptions(parent=platform, depends_on=[platform.keda]),
-            )
-        )
-    return servers
+    return cluster, services
 
 
 def aws_provider(settings: Settings) -> aws.Provider:

@@ -15,6 +15,8 @@ from typing import Any, TypeVar
 T = TypeVar("T")
 
 _MISSING: Any = object()
+#: Pass as a getter's default to make the key required (the getters' default is already "required").
+REQUIRED: Any = _MISSING
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,16 @@ from components.redis_cache import MEMORY_POLICIES, check_node_fits
 from components.task_queues import QueueKind, QueueSpec
 from components.worker_pool import Schedule, SpotCapacity, WarmPool
 
+from .edge_settings import (
+    ApiSettings,
+    GatewaySettings,
+    MeshSettings,
+    ObservabilitySettings,
+    parse_api,
+    parse_gateway,
+    parse_mesh,
+    parse_observability,
+)
 from .reader import Node, Problems, SettingsError
 
 PROJECT = "agent-infra"
@@ -301,6 +311,10 @@ class Settings:
     queues: QueueSettings
     eks: EksSettings | None
     model_pools: tuple[ModelPoolSettings, ...]
+    api: ApiSettings | None = None
+    mesh: MeshSettings | None = None
+    observability: ObservabilitySettings | None = None
+    model_gateway: GatewaySettings | None = None
     warnings: tuple[str, ...] = ()
     """Valid but worth knowing (e.g. a model pool whose KV cache holds fewer sequences than asked)."""
 
@@ -330,6 +344,10 @@ TOP_LEVEL_KEYS = (
     "queues",
     "eks",
     "model_pools",
+    "api",
+    "mesh",
+    "observability",
+    "model_gateway",
     *TOOL_KEYS,
 )
 
@@ -410,6 +428,22 @@ def parse_settings(
     for node in (kms_node, redis_node):
         if node:
             node.finish()
+    api_node, mesh_node, obs_node = root.child("api"), root.child("mesh"), root.child("observability")
+    api = parse_api(api_node) if api_node else None
+    mesh = parse_mesh(mesh_node) if mesh_node else None
+    observability = parse_observability(obs_node) if obs_node else None
+    gateway_node = root.child("model_gateway")
+    gateway = parse_gateway(gateway_node, tuple(p.name for p in model_pools if p.server)) if gateway_node else None
+    if gateway and any((gateway.agent_limits, gateway.user_limits, gateway.global_limits)) and redis_node is None:
+        root.fail(
+            "model_gateway",
+            "expected agent-infra:redis when limits or budgets are set: the gateway keeps its "
+            "rate-limit and budget counters there",
+        )
+    if api_node is not None and mesh_node is None:
+        root.fail("api", "expected agent-infra:mesh as well: the API's private integration lands on the mesh ingress")
+    if (api or mesh) and eks_node is None:
+        root.fail("eks", "is required by agent-infra:api and agent-infra:mesh (they run on the cluster)")
     for key in TOOL_KEYS:
         root._take(key, None)
     root.finish()
@@ -432,6 +466,10 @@ def parse_settings(
         queues=queues,
         eks=eks,
         model_pools=model_pools,
+        api=api,
+        mesh=mesh,
+        observability=observability,
+        model_gateway=gateway,
         warnings=tuple(warnings),
     )
 

@@ -26,8 +26,9 @@ def test_shipped_environment_passes_the_gate_with_every_rule_running(plans: dict
 def test_check_all_exits_0_and_prints_rule_counts(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["check", "--all"]) == EXIT_OK
     out = capsys.readouterr().out
-    from agentinfra.gate import _resolve_config
     from agentinfra_policies.pack import all_rules
+
+    from agentinfra.gate import _resolve_config
 
     for env in ("dev", "staging", "prod"):
         resolved = _resolve_config(load_policy_config(env), all_rules(), env)

@@ -122,10 +122,10 @@ def test_mesh_rules_fire(policy: str, change: tuple, text: str) -> None:
     assert len(result) == 1 and result[0][0] == "violation" and text in result[0][2]
 
 
-def test_mesh_rules_do_not_apply_without_istio(plans: dict[str, Any]) -> None:
+def test_mesh_rules_do_not_apply_without_istio() -> None:
     from helpers import check_rule
 
-    result = check_rule("mesh-strict-mtls", plans["dev"])
+    result = check_rule("mesh-strict-mtls", manifest("network_program"))
     assert result.findings == [] and ("mesh-strict-mtls", "no Istio in this stack") in result.not_applicable
 
 

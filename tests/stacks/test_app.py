@@ -33,8 +33,14 @@ def test_prod_redis_group_has_failover_multi_az_and_both_encryptions(plans: dict
 
 def test_auth_token_flows_from_random_password_into_secrets_manager_only(plans: dict[str, Any]) -> None:
     prod = plans["prod"]
-    (password,) = resources_of(prod, "random:index/randomPassword:RandomPassword")
-    (version,) = resources_of(prod, "aws:secretsmanager/secretVersion:SecretVersion")
+    (password,) = [
+        p for p in resources_of(prod, "random:index/randomPassword:RandomPassword") if p["name"] == "redis-auth-token"
+    ]
+    (version,) = [
+        v
+        for v in resources_of(prod, "aws:secretsmanager/secretVersion:SecretVersion")
+        if password["urn"] in v["propertyDependencies"].get("secretString", [])
+    ]
     assert version["propertyDependencies"]["secretString"] == [password["urn"]]
     assert version["inputs"]["secretString"] == mf.SECRET
     assert "redisAuthSecretArn" in prod["outputs"] and "redisAuthToken" not in prod["outputs"]
