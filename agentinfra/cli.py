@@ -57,6 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="read this stack config file instead of config/Pulumi.<env>.yaml (one environment)",
     )
     plan.add_argument("--quiet", action="store_true", help="print only the count by type")
+    plan.add_argument("--jobs", type=int, metavar="N", help="environments planned at once (default: one per core)")
     plan.set_defaults(handler=cmd_plan)
 
     check = sub.add_parser("check", help="plan (or read a manifest) and run the policy pack offline")
@@ -72,6 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="list only violations in the table (unknown-value results stay in JSON and SARIF)",
     )
+    check.add_argument("--jobs", type=int, metavar="N", help="environments checked at once (default: one per core)")
     check.set_defaults(handler=cmd_check)
 
     from . import cost_cmd, diff_cmd, resilience_cmd, size_cmd, verify_cmd
@@ -101,14 +103,18 @@ def _selected_environments(args: argparse.Namespace) -> list[str]:
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
+    import functools
+
     from . import manifest as mf
     from .engine import plan
+    from .parallel import map_environments
 
     envs = _selected_environments(args)
     if args.config and args.all:
         raise UsageError("--config names one environment's file; it cannot be combined with --all")
     # Plan everything before writing anything: a failure leaves no partial output behind.
-    manifests = [plan(env, placeholders=args.placeholders, config_path=args.config) for env in envs]
+    work = functools.partial(plan, placeholders=args.placeholders, config_path=args.config)
+    manifests = map_environments(work, envs, args.jobs)
     for m in manifests:
         if args.quiet:
             counts = mf.count_by_type(m)
@@ -130,6 +136,16 @@ def cmd_plan(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _check_environment(env: str) -> tuple[dict[str, Any], Any]:
+    """Plan one environment and run the gate on it (a top-level function, so worker processes can run it)."""
+    from .engine import plan
+    from .gate import evaluate, load_policy_config, policy_config_path
+
+    manifest = plan(env)
+    path = policy_config_path(env)
+    return manifest, evaluate(manifest, load_policy_config(env, path), source=str(path))
+
+
 def cmd_check(args: argparse.Namespace) -> int:
     import json
 
@@ -137,25 +153,35 @@ def cmd_check(args: argparse.Namespace) -> int:
 
     from . import manifest as mf
     from . import report
-    from .engine import plan
     from .gate import evaluate, load_policy_config, policy_config_path
+    from .parallel import map_environments
 
     if args.manifest:
         if args.all:
             raise UsageError("--manifest names one manifest; it cannot be combined with --all")
-        manifests = [mf.load(args.manifest)]
-        if args.environment and manifests[0]["stack"] != args.environment:
-            raise UsageError(f"--manifest holds stack {manifests[0]['stack']!r}, not {args.environment!r}")
+        manifest = mf.load(args.manifest)
+        if args.environment and manifest["stack"] != args.environment:
+            raise UsageError(f"--manifest holds stack {manifest['stack']!r}, not {args.environment!r}")
+        path = args.policy_config or policy_config_path(manifest["stack"])
+        pairs = [(manifest, evaluate(manifest, load_policy_config(manifest["stack"], path), source=str(path)))]
     else:
-        manifests = [plan(env) for env in _selected_environments(args)]
-    if args.policy_config and len(manifests) > 1:
-        raise UsageError("--policy-config names one environment's file; it cannot be combined with --all")
+        envs = _selected_environments(args)
+        if args.policy_config:
+            if len(envs) > 1:
+                raise UsageError("--policy-config names one environment's file; it cannot be combined with --all")
+            from .engine import plan
 
-    results = []
-    for m in manifests:
-        env = m["stack"]
-        path = args.policy_config or policy_config_path(env)
-        results.append(evaluate(m, load_policy_config(env, path), source=str(path)))
+            manifest = plan(envs[0])
+            pairs = [
+                (
+                    manifest,
+                    evaluate(manifest, load_policy_config(envs[0], args.policy_config), source=str(args.policy_config)),
+                )
+            ]
+        else:
+            pairs = map_environments(_check_environment, envs, args.jobs)
+    manifests = [m for m, _ in pairs]
+    results = [r for _, r in pairs]
     for result in results:
         print(report.table(result, show_unknown=not args.hide_unknown))
     if args.json:

@@ -170,6 +170,31 @@ def _options(resource: dict[str, Any]) -> Any:
     )
 
 
+class _MemoizedJsonFormat:
+    """``json_format`` for pulumi-policy's analyzer with ``MessageToDict`` remembered per message content.
+
+    ``AnalyzeStack`` converts every resource's properties once per stack policy (dozens of times per resource);
+    the conversion is pure and its result is only read (``deserialize_properties`` builds new objects), so
+    converting each message once gives identical results. Installed only while ``evaluate`` runs.
+    """
+
+    def __init__(self, original: Any):
+        self._original = original
+        self._cache: dict[bytes, Any] = {}
+
+    def MessageToDict(self, message: Any, *args: Any, **kwargs: Any) -> Any:  # noqa: N802 (protobuf's name)
+        if args or kwargs:
+            return self._original.MessageToDict(message, *args, **kwargs)
+        # Keyed by content: protobuf hands out a new wrapper object on every field access.
+        key = message.DESCRIPTOR.full_name.encode() + b"\0" + message.SerializeToString(deterministic=True)
+        if key not in self._cache:
+            self._cache[key] = self._original.MessageToDict(message)
+        return self._cache[key]
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._original, name)
+
+
 def evaluate(
     manifest: dict[str, Any],
     policy_config: dict[str, Any] | None = None,
@@ -269,6 +294,18 @@ def evaluate(
             for r in resources
         ]
     )
-    collect(servicer.AnalyzeStack(stack_request, None), "")
+    collect(_analyze(servicer, "AnalyzeStack", stack_request), "")
     result.findings.sort(key=lambda f: (f.kind != "violation", f.level != "mandatory", f.rule_id, f.urn))
     return result
+
+
+def _analyze(servicer: Any, method: str, request: Any) -> Any:
+    """Call an analyzer method with ``MessageToDict`` memoized for its duration (see ``_MemoizedJsonFormat``)."""
+    from pulumi_policy import policy as policy_module
+
+    original = policy_module.json_format
+    policy_module.json_format = _MemoizedJsonFormat(original)  # type: ignore[assignment]
+    try:
+        return getattr(servicer, method)(request, None)
+    finally:
+        policy_module.json_format = original

@@ -8,7 +8,7 @@ import sys
 
 from helpers import ROOT
 
-SOURCES = ["agentinfra", "stacks", "components", "policies/agentinfra_policies"]
+SOURCES = ["agentinfra", "stacks", "components", "policies/agentinfra_policies", "bench"]
 
 
 def _tool(name: str) -> str:

@@ -366,3 +366,78 @@ def test_model_replicas_beyond_gpu_capacity_are_rejected() -> None:
     assert "agent-infra:model_pools[1].server.max_replicas: expected at most 3 (1 per node x 3 nodes at max_nodes)" in (
         message
     )
+
+
+EDGE_CASES = [
+    (
+        set_path("api.routes.0.public_reason", DELETE),
+        "agent-infra:api.routes[0].public",
+        "expected an authoriser on every route",
+    ),
+    (set_path("api.usage_plans.0.burst", DELETE), "agent-infra:api.usage_plans[0].burst", "is required but missing"),
+    (set_path("api.waf.rate_limit", 5), "agent-infra:api.waf.rate_limit", "expected at least 10 requests per window"),
+    (set_path("api.waf.window", "90s"), "agent-infra:api.waf.window", "expected one of 60s, 120s, 300s or 600s"),
+    (
+        set_path("mesh.stream_timeout", "30s"),
+        "agent-infra:mesh.stream_timeout",
+        "shorter proxy timeouts cut streamed model responses",
+    ),
+    (set_path("mesh.model_providers", ["*.openai.com"]), "agent-infra:mesh.model_providers[0]", "no wildcards"),
+    (
+        set_path("model_gateway.models.0.fallbacks", ["gpt-4o", "gemini-pro"]),
+        "agent-infra:model_gateway.models[0].fallbacks[1]",
+        "expected a model pool or a cloud model",
+    ),
+    (
+        set_path("model_gateway.cloud_models.0.provider", "acme"),
+        "agent-infra:model_gateway.cloud_models[0].provider",
+        "expected one of",
+    ),
+    (
+        set_path("model_gateway.image", "ghcr.io/berriai/litellm:latest"),
+        "agent-infra:model_gateway.image",
+        "never latest",
+    ),
+    (
+        set_path("redis", DELETE),
+        "agent-infra:model_gateway",
+        "expected agent-infra:redis when limits or budgets are set",
+    ),
+    (set_path("mesh", DELETE), "agent-infra:api", "expected agent-infra:mesh as well"),
+    (
+        set_path("observability.thresholds.execution_p95_ms", -1),
+        "agent-infra:observability.thresholds.execution_p95_ms",
+        "of at least 0",
+    ),
+    (
+        set_path("observability.alarm_emails", ["oncall"]),
+        "agent-infra:observability.alarm_emails[0]",
+        "expected an e-mail address",
+    ),
+    (
+        set_path("observability.thresholds.gpu_low_window", "soon"),
+        "agent-infra:observability.thresholds.gpu_low_window",
+        "a Prometheus duration",
+    ),
+]
+
+
+@pytest.mark.parametrize(("change", "key", "fragment"), EDGE_CASES, ids=[c[1] + ":" + c[2][:20] for c in EDGE_CASES])
+def test_invalid_edge_setting_names_key_and_problem(
+    change: Callable[[dict[str, Any]], None], key: str, fragment: str
+) -> None:
+    message = error_for(change)
+    assert re.search(rf"^  - {re.escape(key)}: .*{re.escape(fragment)}", message, re.MULTILINE), message
+
+
+def test_edge_settings_parse_into_the_components_types() -> None:
+    settings = parse("prod")
+    assert settings.api is not None and settings.mesh is not None and settings.model_gateway is not None
+    assert (
+        settings.api.waf is not None and settings.api.waf.rate_limit == 2000 and settings.api.waf.window_seconds == 300
+    )
+    assert [r.path for r in settings.api.routes if r.streaming] == ["agents/{agent_id}/chat"]
+    assert settings.mesh.stream_timeout_seconds == 900
+    assert [m.pool for m in settings.model_gateway.models] == ["llama-70b", "llama-8b"]
+    assert settings.model_gateway.agent_limits is not None and settings.model_gateway.agent_limits.rpm == 60
+    assert parse("dev").api is not None and parse("dev").api.waf is None
