@@ -48,3 +48,18 @@ def assume_role_policy(service: str, env: AwsEnvironment, *, source_arn: str | N
             conditions=conditions,
         )
     )
+
+
+def grant_policy(
+    owner: pulumi.Resource, resource_name: str, role: Any, *statements: dict[str, Any], named: bool = False
+) -> Any:
+    """The inline role policy a component's ``grant_*`` method attaches to ``role`` (an aws.iam.Role or a role's
+    name), owned by the component that holds the resources, so the grant lives and dies with them."""
+    import pulumi_aws as aws
+
+    role_ref = role if isinstance(role, str) else (role.name if named else role.id)
+    return aws.iam.RolePolicy(
+        resource_name,
+        aws.iam.RolePolicyArgs(name=resource_name if named else None, role=role_ref, policy=document(*statements)),
+        opts=pulumi.ResourceOptions(parent=owner),
+    )

@@ -242,20 +242,16 @@ class LogBucket(pulumi.ComponentResource):
         Bucket keys mean S3 asks KMS for a data key, so ``kms:GenerateDataKey`` through S3 is all the key
         grant needs; the key is named through its alias, so the document is known in a preview.
         """
-        return aws.iam.RolePolicy(
+        return iam.grant_policy(
+            self,
             f"{self._name}-write-{label}",
-            aws.iam.RolePolicyArgs(
-                role=role if isinstance(role, str) else role.id,
-                policy=iam.document(
-                    iam.statement("WriteLogs", ["s3:PutObject"], [f"{self.bucket_arn}/{p}*" for p in prefixes]),
-                    self.key.grant_statement(
-                        "EncryptLogs",
-                        ["kms:GenerateDataKey"],
-                        {"StringEquals": {"kms:ViaService": f"s3.{self._env.region}.amazonaws.com"}},
-                    ),
-                ),
+            role,
+            iam.statement("WriteLogs", ["s3:PutObject"], [f"{self.bucket_arn}/{p}*" for p in prefixes]),
+            self.key.grant_statement(
+                "EncryptLogs",
+                ["kms:GenerateDataKey"],
+                {"StringEquals": {"kms:ViaService": f"s3.{self._env.region}.amazonaws.com"}},
             ),
-            opts=pulumi.ResourceOptions(parent=self),
         )
 
     # -- the log bucket's rules ------------------------------------------------------------------------

@@ -345,21 +345,17 @@ class Observability(pulumi.ComponentResource):
         """
         role_label = label or (role if isinstance(role, str) else role.pulumi_resource_name)
         resource = f"{self._name}-publish-{role_label}"
-        return aws.iam.RolePolicy(
+        return iam.grant_policy(
+            self,
             resource,
-            aws.iam.RolePolicyArgs(
-                name=resource,
-                role=role if isinstance(role, str) else role.name,
-                policy=iam.document(
-                    iam.statement("PublishAlarms", ["sns:Publish"], [self.topic_arn]),
-                    self.key.grant_statement(
-                        "UseAlarmTopicKey",
-                        ["kms:Decrypt", "kms:GenerateDataKey"],
-                        {"StringEquals": {"kms:ViaService": f"sns.{self._args.env.region}.amazonaws.com"}},
-                    ),
-                ),
+            role,
+            iam.statement("PublishAlarms", ["sns:Publish"], [self.topic_arn]),
+            self.key.grant_statement(
+                "UseAlarmTopicKey",
+                ["kms:Decrypt", "kms:GenerateDataKey"],
+                {"StringEquals": {"kms:ViaService": f"sns.{self._args.env.region}.amazonaws.com"}},
             ),
-            opts=pulumi.ResourceOptions(parent=self),
+            named=True,
         )
 
     def _topic_policy(self) -> pulumi.Output[str]:

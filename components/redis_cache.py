@@ -227,24 +227,20 @@ class RedisCache(pulumi.ComponentResource):
         """Let ``role`` read the AUTH token: the secret (by its name; Secrets Manager adds six random
         characters to the ARN) and ``kms:Decrypt`` on the cache key through Secrets Manager only."""
         env = self._env
-        return aws.iam.RolePolicy(
+        return iam.grant_policy(
+            self,
             f"{self._name}-read-auth-{label}",
-            aws.iam.RolePolicyArgs(
-                role=role.id,
-                policy=iam.document(
-                    iam.statement(
-                        "ReadAuthToken",
-                        ["secretsmanager:DescribeSecret", "secretsmanager:GetSecretValue"],
-                        [env.arn("secretsmanager", f"secret:{self.auth_secret_name}-??????")],
-                    ),
-                    self.key.grant_statement(
-                        "DecryptAuthToken",
-                        ["kms:Decrypt"],
-                        {"StringEquals": {"kms:ViaService": f"secretsmanager.{env.region}.amazonaws.com"}},
-                    ),
-                ),
+            role,
+            iam.statement(
+                "ReadAuthToken",
+                ["secretsmanager:DescribeSecret", "secretsmanager:GetSecretValue"],
+                [env.arn("secretsmanager", f"secret:{self.auth_secret_name}-??????")],
             ),
-            opts=pulumi.ResourceOptions(parent=self),
+            self.key.grant_statement(
+                "DecryptAuthToken",
+                ["kms:Decrypt"],
+                {"StringEquals": {"kms:ViaService": f"secretsmanager.{env.region}.amazonaws.com"}},
+            ),
         )
 
     def allow_client(self, label: str, security_group_id: pulumi.Input[str]) -> aws.vpc.SecurityGroupIngressRule:

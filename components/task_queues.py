@@ -340,23 +340,19 @@ class TaskQueues(pulumi.ComponentResource):
         resource = f"{self.pulumi_resource_name}-{verb}-{role_label}"
         # Parented to this component, not to the role: the grant is about these queues and this key, lives
         # and dies with them, and works for a role created anywhere (or only named).
-        return aws.iam.RolePolicy(
+        return iam.grant_policy(
+            self,
             resource,
-            aws.iam.RolePolicyArgs(
-                name=resource,
-                role=role if isinstance(role, str) else role.name,
-                policy=iam.document(
-                    iam.statement(f"{verb.capitalize()}Messages", actions, arns),
-                    # The key is named through its alias (known in a preview, unlike its ARN) and may be
-                    # used only through SQS.
-                    self.key.grant_statement(
-                        "UseQueueKey",
-                        list(kms_actions),
-                        {"StringEquals": {"kms:ViaService": f"sqs.{self._args.env.region}.amazonaws.com"}},
-                    ),
-                ),
+            role,
+            iam.statement(f"{verb.capitalize()}Messages", actions, arns),
+            # The key is named through its alias (known in a preview, unlike its ARN) and may be
+            # used only through SQS.
+            self.key.grant_statement(
+                "UseQueueKey",
+                list(kms_actions),
+                {"StringEquals": {"kms:ViaService": f"sqs.{self._args.env.region}.amazonaws.com"}},
             ),
-            opts=pulumi.ResourceOptions(parent=self),
+            named=True,
         )
 
     def _resolve(self, queue_names: Sequence[str] | None) -> list[str]:
