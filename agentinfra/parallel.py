@@ -24,8 +24,9 @@ def map_environments(work: Callable[[str], T], environments: Sequence[str], jobs
     jobs = default_jobs(len(environments)) if jobs is None else jobs
     if jobs <= 1 or len(environments) <= 1 or "fork" not in multiprocessing.get_all_start_methods():
         return [work(env) for env in environments]
-    import pulumi_aws  # noqa: F401  (imported before forking, so every process starts warm)
-    import pulumi_kubernetes  # noqa: F401
+    # Import the program (and through it every provider SDK module it uses) before forking, so each process
+    # starts warm instead of loading pulumi-aws's lazily imported modules itself.
+    import stacks.app  # noqa: F401
 
     with multiprocessing.get_context("fork").Pool(processes=min(jobs, len(environments))) as pool:
         return pool.map(work, environments)

@@ -14,11 +14,12 @@ import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import cast
 
 import pulumi
 import pulumi_aws as aws
 import pulumi_random as random
-from agentinfra_policies.catalog import Catalog, load_catalog
+from agentinfra_policies.catalog import Catalog, Family, load_catalog
 
 from . import iam
 from .aws_env import AwsEnvironment
@@ -86,6 +87,10 @@ class RedisCacheArgs:
     """Weekly UTC maintenance window ``ddd:hh:mm-ddd:hh:mm`` (default sun:05:00-sun:06:00)."""
     auth_token_length: int = 64
     """Length of the generated AUTH token, 16-128 (default 64)."""
+    engine: str = "elasticache"
+    """``elasticache`` (Multi-AZ replicas, automatic failover, snapshots; default) or ``memorydb`` (Amazon MemoryDB:
+    every acknowledged write is kept in a multi-AZ transaction log; node types ``db.*``). The seed's AOF is
+    available on neither, and MemoryDB is the durable choice."""
     notification_topic_arn: pulumi.Input[str] | None = None
     """SNS topic for ElastiCache events (failover, maintenance); None for none (default)."""
     protect: bool = False
@@ -139,6 +144,9 @@ class RedisCache(pulumi.ComponentResource):
         )
         self._build_network(name, args)
         self._build_auth(name, args, stateful)
+        if args.engine == "memorydb":
+            self._build_memorydb(name, args, stateful)
+            return
         self.parameter_group = aws.elasticache.ParameterGroup(
             f"{name}-params",
             aws.elasticache.ParameterGroupArgs(
@@ -197,6 +205,86 @@ class RedisCache(pulumi.ComponentResource):
         )
         group = self.replication_group
         self.endpoint = group.configuration_endpoint_address if args.cluster_mode else group.primary_endpoint_address
+        self.register_outputs(
+            {
+                "endpoint": self.endpoint,
+                "port": self.port,
+                "securityGroupId": self.security_group_id,
+                "authSecretArn": self.auth_secret_arn,
+                "keyArn": self.key.arn,
+            }
+        )
+
+    def _build_memorydb(self, name: str, args: RedisCacheArgs, stateful: pulumi.ResourceOptions) -> None:
+        """Amazon MemoryDB: the same key, network, AUTH secret and outputs, with a durable transaction log.
+
+        MemoryDB authenticates through ACLs: one user whose password is the same RandomPassword the secret holds,
+        allowed every command but the dangerous ones (FLUSHALL, CONFIG, DEBUG ...).
+        """
+        child = pulumi.ResourceOptions(parent=self)
+        user = aws.memorydb.User(
+            f"{name}-user",
+            aws.memorydb.UserArgs(
+                user_name=args.naming.name("agents"),
+                access_string="on ~* &* +@all -@dangerous",
+                authentication_mode=aws.memorydb.UserAuthenticationModeArgs(
+                    type="password", passwords=[self._password.result]
+                ),
+            ),
+            opts=child,
+        )
+        acl = aws.memorydb.Acl(
+            f"{name}-acl", aws.memorydb.AclArgs(name=args.naming.name("redis"), user_names=[user.user_name]), opts=child
+        )
+        self.memorydb_parameter_group = aws.memorydb.ParameterGroup(
+            f"{name}-params",
+            aws.memorydb.ParameterGroupArgs(
+                name=args.naming.name("memorydb", "redis7"),
+                family="memorydb_redis7",
+                description=f"{args.naming.prefix} MemoryDB: eviction policy",
+                parameters=[
+                    aws.memorydb.ParameterGroupParameterArgs(name="maxmemory-policy", value=args.memory_policy)
+                ],
+            ),
+            opts=child,
+        )
+        subnets = aws.memorydb.SubnetGroup(
+            f"{name}-subnets",
+            aws.memorydb.SubnetGroupArgs(
+                name=args.naming.name("redis"),
+                description=f"{args.naming.prefix} MemoryDB: private subnets",
+                subnet_ids=args.subnet_ids,
+            ),
+            opts=child,
+        )
+        self.memorydb_cluster = aws.memorydb.Cluster(
+            f"{name}-memorydb",
+            aws.memorydb.ClusterArgs(
+                name=args.naming.name("redis", max_length=40),
+                description=f"{args.naming.prefix}: agent state",
+                node_type=args.node_type,
+                num_shards=args.shards,
+                num_replicas_per_shard=args.replicas_per_shard,
+                acl_name=acl.name,
+                tls_enabled=True,
+                kms_key_arn=self.key.arn,
+                security_group_ids=[self.security_group.id],
+                subnet_group_name=subnets.name,
+                parameter_group_name=self.memorydb_parameter_group.name,
+                port=PORT,
+                engine="redis",
+                engine_version="7.1",
+                auto_minor_version_upgrade=True,
+                snapshot_retention_limit=args.snapshot_retention_limit,
+                snapshot_window=args.snapshot_window,
+                maintenance_window=args.maintenance_window,
+                final_snapshot_name=args.naming.name("redis", "final"),
+                sns_topic_arn=args.notification_topic_arn,
+                tags={"Name": args.naming.name("redis")},
+            ),
+            opts=stateful,
+        )
+        self.endpoint = self.memorydb_cluster.cluster_endpoints[0].address
         self.register_outputs(
             {
                 "endpoint": self.endpoint,
@@ -308,19 +396,25 @@ def required_node_memory(maxmemory_bytes: int, shards: int, reserved_percent: in
 
 
 def check_node_fits(
-    node_type: str, shards: int, maxmemory_bytes: int, catalog: Catalog, reserved_percent: int = 25
+    node_type: str,
+    shards: int,
+    maxmemory_bytes: int,
+    catalog: Catalog,
+    reserved_percent: int = 25,
+    family: str = "elasticache",
 ) -> str | None:
     """None when ``shards`` nodes of ``node_type`` hold ``maxmemory_bytes``; otherwise why not, naming the
     catalog's node types that would, smallest first."""
     needed = required_node_memory(maxmemory_bytes, shards, reserved_percent)
-    candidates = [t for t in (catalog.get(n) for n in catalog.names("elasticache")) if t is not None]
+    names = catalog.names(cast(Family, family))
+    candidates = [t for t in (catalog.get(n) for n in names) if t is not None]
     fitting = [t.name for t in sorted(candidates, key=lambda t: t.memory_gib) if t.memory_gib * 1024**3 >= needed]
     spec = catalog.get(node_type)
-    if spec is not None and spec.family == "elasticache" and spec.memory_gib * 1024**3 >= needed:
+    if spec is not None and spec.family == family and spec.memory_gib * 1024**3 >= needed:
         return None
     gib = maxmemory_bytes / 1024**3
-    if spec is None or spec.family != "elasticache":
-        problem = f"{node_type} is not an ElastiCache node type in the catalog"
+    if spec is None or spec.family != family:
+        problem = f"{node_type} is not a {family} node type in the catalog"
     else:
         usable = spec.memory_gib * (1 - reserved_percent / 100)
         problem = f"{shards} x {node_type} hold {usable * shards:.2f} GiB after {reserved_percent}% reserved memory"
@@ -339,6 +433,7 @@ def _validate(name: str, args: RedisCacheArgs) -> None:
         checker.check(
             "replicas_per_shard", args.replicas_per_shard, lambda v: v >= 1, "at least 1 when multi_az is True"
         )
+    checker.check("engine", args.engine, lambda v: v in ("elasticache", "memorydb"), "elasticache or memorydb")
     checker.check("auth_token_length", args.auth_token_length, lambda v: 16 <= v <= 128, "16 to 128 characters")
     checker.check("memory_policy", args.memory_policy, lambda v: v in MEMORY_POLICIES, "a redis maxmemory-policy")
     checker.check(
@@ -360,7 +455,12 @@ def _validate(name: str, args: RedisCacheArgs) -> None:
         checker.check("maxmemory_bytes", args.maxmemory_bytes, lambda v: v > 0, "a positive number of bytes")
     if args.maxmemory_bytes and 1 <= args.shards <= 500 and 0 <= args.reserved_memory_percent < 100:
         problem = check_node_fits(
-            args.node_type, args.shards, args.maxmemory_bytes, load_catalog(), args.reserved_memory_percent
+            args.node_type,
+            args.shards,
+            args.maxmemory_bytes,
+            load_catalog(),
+            args.reserved_memory_percent,
+            family=args.engine,
         )
         checker.check("node_type", args.node_type, lambda _: problem is None, f"a node type that fits ({problem})")
     checker.done()

@@ -216,6 +216,7 @@ def build_redis(
             maxmemory_bytes=redis.maxmemory_bytes,
             client_security_group_ids=clients,
             snapshot_retention_limit=7 if redis.persistence is Persistence.SNAPSHOT else 0,
+            engine=redis.engine,
             protect=settings.protect_stateful,
         ),
         opts=opts,

@@ -206,6 +206,8 @@ class RedisSettings:
     """Seed ``maxmemory``: total dataset across shards, in bytes; None to skip the sizing check."""
     replication: bool
     """Seed ``replication: enabled``."""
+    engine: str = "elasticache"
+    """``elasticache`` (default) or ``memorydb`` (durable multi-AZ transaction log; ``db.*`` node types)."""
 
 
 @dataclass(frozen=True)
@@ -770,14 +772,16 @@ def _parse_schedule(node: Node) -> Schedule | None:
 
 
 def _parse_redis(node: Node, catalog: Catalog) -> RedisSettings | None:
+    engine = node.text("engine", "elasticache", choices=["elasticache", "memorydb"]) or "elasticache"
+    family: Any = engine
     node_type = node.text("node_type")
     if node_type is not None:
         spec = catalog.get(node_type)
-        if spec is None or spec.family != "elasticache":
+        if spec is None or spec.family != engine:
             node.fail(
                 "node_type",
-                f"expected an ElastiCache node type from the catalog "
-                f"({', '.join(catalog.names('elasticache'))}), found {node_type!r}",
+                f"expected a {'MemoryDB' if engine == 'memorydb' else 'ElastiCache'} node type from the catalog "
+                f"({', '.join(catalog.names(family))}), found {node_type!r}",
             )
             node_type = None
     shards = node.integer("shards", 1, min=1, max=500)
@@ -811,7 +815,7 @@ def _parse_redis(node: Node, catalog: Catalog) -> RedisSettings | None:
         replicas = None
     if node_type and shards and maxmemory:
         # maxmemory is the whole dataset across shards, after ElastiCache's 25% reserved memory.
-        too_small = check_node_fits(node_type, shards, maxmemory, catalog)
+        too_small = check_node_fits(node_type, shards, maxmemory, catalog, family=engine)
         if too_small:
             node.fail("node_type", too_small)
             node_type = None
@@ -826,6 +830,7 @@ def _parse_redis(node: Node, catalog: Catalog) -> RedisSettings | None:
         memory_policy=policy,
         maxmemory_bytes=maxmemory,
         replication=replication == "enabled",
+        engine=engine,
     )
 
 

@@ -326,7 +326,8 @@ def build_observability(
         return None
     redis_id: str | None = None
     redis_nodes: tuple[str, ...] = ()
-    if redis is not None and settings.redis is not None:
+    # ElastiCache publishes per-node metrics the alarms use; MemoryDB's (namespace AWS/MemoryDB) are not wired yet.
+    if redis is not None and settings.redis is not None and settings.redis.engine == "elasticache":
         redis_id = naming.name("redis", max_length=40)
         redis_nodes = redis_member_cluster_ids(
             redis_id,

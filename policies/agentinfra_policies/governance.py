@@ -97,6 +97,7 @@ INSTANCE_TYPES = Rule(
         "aws:eks/nodeGroup:NodeGroup",
         "aws:elasticache/replicationGroup:ReplicationGroup",
         "aws:elasticache/cluster:Cluster",
+        "aws:memorydb/cluster:Cluster",
     ),
     config={"allowlist": {"type": "string", "enum": ["dev", "staging", "prod"], "default": "prod"}},
 )

@@ -258,3 +258,38 @@ def test_every_problem_is_reported_at_once() -> None:
         _plan(replicas_per_shard=0, shards=600, auth_token_length=8)
     fields = [p.split(":", 1)[0] for p in error.value.problems]
     assert fields == ["shards", "replicas_per_shard", "auth_token_length"]
+
+
+def test_memorydb_engine_builds_a_durable_encrypted_cluster_with_an_acl() -> None:
+    m = _plan(engine="memorydb", node_type="db.r7g.xlarge")
+    assert resources_of(m, "aws:elasticache/replicationGroup:ReplicationGroup") == []
+    (cluster,) = resources_of(m, "aws:memorydb/cluster:Cluster")
+    inputs = cluster["inputs"]
+    assert inputs["tlsEnabled"] is True and inputs["nodeType"] == "db.r7g.xlarge"
+    assert (inputs["numShards"], inputs["numReplicasPerShard"]) == (2, 2)
+    assert cluster["propertyDependencies"]["kmsKeyArn"] == [by_name(m, "cache-key-key")["urn"]]
+    (user,) = resources_of(m, "aws:memorydb/user:User")
+    # The RandomPassword's result: unknown in a new stack's preview, never a plaintext value.
+    (password,) = user["inputs"]["authenticationMode"]["passwords"]
+    assert password in (SECRET, {"$unknown": True})
+    assert user["propertyDependencies"]["authenticationMode"] == [by_name(m, "cache-auth-token")["urn"]]
+    assert "-@dangerous" in user["inputs"]["accessString"]
+    assert inputs["aclName"] == "agent-infra-test-redis"
+    from agentinfra.gate import evaluate
+
+    result = evaluate(
+        m,
+        {
+            "all": "disabled",
+            "cache-encryption": "mandatory",
+            "cache-auth": "mandatory",
+            "cache-multi-az-failover": "mandatory",
+            "cache-snapshots": "mandatory",
+        },
+    )
+    assert result.findings == []
+
+
+def test_memorydb_needs_a_memorydb_node_type() -> None:
+    with pytest.raises(InputPropertiesError, match="is not a memorydb node type in the catalog"):
+        _plan(engine="memorydb", node_type="cache.r7g.xlarge")

@@ -441,3 +441,13 @@ def test_edge_settings_parse_into_the_components_types() -> None:
     assert [m.pool for m in settings.model_gateway.models] == ["llama-70b", "llama-8b"]
     assert settings.model_gateway.agent_limits is not None and settings.model_gateway.agent_limits.rpm == 60
     assert parse("dev").api is not None and parse("dev").api.waf is None
+
+
+def test_memorydb_is_a_real_choice_for_durable_state() -> None:
+    kwargs = settings_inputs("prod")
+    kwargs["raw"]["redis"].update(engine="memorydb", node_type="db.r7g.xlarge")
+    redis = parse_settings(**kwargs).redis
+    assert redis is not None and redis.engine == "memorydb"
+    kwargs["raw"]["redis"]["node_type"] = "cache.r7g.xlarge"
+    with pytest.raises(SettingsError, match=r"agent-infra:redis.node_type: expected a MemoryDB node type"):
+        parse_settings(**kwargs)

@@ -12,7 +12,7 @@ import yaml
 
 CATALOG_PATH = Path(__file__).with_name("instances.yaml")
 
-Family = Literal["ec2", "elasticache"]
+Family = Literal["ec2", "elasticache", "memorydb"]
 
 
 @dataclass(frozen=True)
@@ -77,7 +77,7 @@ class Catalog:
 
 def parse_catalog(raw: dict) -> Catalog:
     types: dict[str, InstanceType] = {}
-    for family in ("ec2", "elasticache"):
+    for family in ("ec2", "elasticache", "memorydb"):
         for name, spec in (raw.get(family) or {}).items():
             types[name] = InstanceType(name=name, family=family, **spec)
     allowlists = {env: tuple(patterns) for env, patterns in (raw.get("allowlists") or {}).items()}
