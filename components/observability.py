@@ -221,6 +221,9 @@ class ObservabilityArgs:
     """Deletion window of the topic's key, 7-30 (default 30)."""
     protect: bool = False
     """``protect`` on the topic and on its key (with retain-on-delete on the key). Default False."""
+    queue_age_and_dlq_alarms: bool = True
+    """Alarm on each queue's oldest-message age and each DLQ here; False when the queues component already does
+    (``TaskQueues`` alarms on them, with the delivery delay in the threshold, to this topic)."""
 
 
 def redis_member_cluster_ids(
@@ -231,6 +234,12 @@ def redis_member_cluster_ids(
     if cluster_mode:
         return tuple(f"{replication_group_id}-{s:04d}-{n:03d}" for s in range(1, shards + 1) for n in nodes)
     return tuple(f"{replication_group_id}-{n:03d}" for n in nodes)
+
+
+def alarm_topic(naming: Naming, env: AwsEnvironment) -> tuple[str, str]:
+    """The alarm topic's name and ARN, known before deployment (other components' alarms notify it)."""
+    topic = naming.name("alarms", max_length=256)
+    return topic, env.arn("sns", topic)
 
 
 class Observability(pulumi.ComponentResource):
@@ -276,8 +285,7 @@ class Observability(pulumi.ComponentResource):
             ),
             opts=pulumi.ResourceOptions(parent=self),
         )
-        self.topic_name = naming.name("alarms", max_length=256)
-        self.topic_arn = env.arn("sns", self.topic_name)
+        self.topic_name, self.topic_arn = alarm_topic(naming, env)
         self.topic = aws.sns.Topic(
             f"{name}-topic",
             aws.sns.TopicArgs(
@@ -642,6 +650,8 @@ class Observability(pulumi.ComponentResource):
                 comparison="GreaterThanThreshold",
                 threshold=t.queue_depth,
             )
+            if not args.queue_age_and_dlq_alarms:
+                continue
             self._alarm(
                 "oldest-message",
                 "queue",
@@ -654,7 +664,7 @@ class Observability(pulumi.ComponentResource):
                 comparison="GreaterThanThreshold",
                 threshold=t.queue_oldest_message_seconds,
             )
-        for logical, dlq in args.dead_letter_queues.items():
+        for logical, dlq in args.dead_letter_queues.items() if args.queue_age_and_dlq_alarms else ():
             self._alarm(
                 "dlq-depth",
                 "queue",

@@ -19,6 +19,7 @@ from components.kms_key import EncryptionKey, EncryptionKeyArgs
 from components.log_bucket import LogBucket, LogBucketArgs
 from components.naming import Naming
 from components.network import Network, NetworkArgs
+from components.observability import alarm_topic
 from components.redis_cache import RedisCache, RedisCacheArgs
 from components.task_queues import TaskQueues, TaskQueuesArgs
 from components.worker_pool import WorkerPool, WorkerPoolArgs, WorkerScaling
@@ -118,6 +119,8 @@ def build() -> Platform:
             env=env,
             queues=settings.queues.queues,
             oldest_message_alarm_seconds=settings.queues.oldest_message_alarm_seconds,
+            # The queues' own age and DLQ alarms notify the observability topic when there is one.
+            alarm_topic_arn=alarm_topic(naming, env)[1] if settings.observability else None,
             protect=settings.protect_stateful,
         ),
         opts=opts,

@@ -354,6 +354,7 @@ def build_observability(
             thresholds=obs.thresholds,
             budget=obs.budget,
             alarm_emails=obs.alarm_emails,
+            queue_age_and_dlq_alarms=False,  # TaskQueues alarms on those, to this topic
             kms_deletion_window_days=settings.kms.deletion_window_days,
             protect=settings.protect_stateful,
         ),

@@ -72,3 +72,14 @@ def test_stack_outputs_carry_markers_and_no_secrets(plans: dict[str, Any]) -> No
     for env, m in plans.items():
         assert m["outputs"]["stack"] == env
         assert "$secret" not in json.dumps(m["outputs"]), "no output is secret, so none can leak"
+
+
+def test_queue_age_and_dlq_alarms_exist_once_and_notify_the_alarm_topic(plans: dict[str, Any]) -> None:
+    prod = plans["prod"]
+    alarms = resources_of(prod, "aws:cloudwatch/metricAlarm:MetricAlarm")
+    topic = "arn:aws:sns:us-east-1:333333333333:agent-infra-prod-alarms"
+    age = [a for a in alarms if a["inputs"].get("metricName") == "ApproximateAgeOfOldestMessage"]
+    assert len(age) == 5, [a["name"] for a in age]
+    dlq = [a for a in alarms if a["name"].endswith("dlq-messages")]
+    assert len(dlq) == 5
+    assert all(a["inputs"]["alarmActions"] == [topic] for a in age + dlq)
