@@ -134,39 +134,23 @@ class Network(pulumi.ComponentResource):
         cluster_tag = {f"kubernetes.io/cluster/{args.cluster_name}": "shared"} if args.cluster_name else {}
         self.public_subnets, self.private_subnets = {}, {}
         for az, public_cidr, private_cidr in zip(args.azs, args.public_subnets, args.private_subnets, strict=True):
-            self.public_subnets[az] = aws.ec2.Subnet(
-                f"{name}-public-{az}",
-                aws.ec2.SubnetArgs(
-                    vpc_id=self.vpc.id,
-                    availability_zone=az,
-                    cidr_block=public_cidr,
-                    # Nothing gets a public IP by accident: load balancers and NAT gateways bring their own.
-                    map_public_ip_on_launch=False,
-                    tags={
-                        "Name": args.naming.name("public", az),
-                        "tier": "public",
-                        "kubernetes.io/role/elb": "1",
-                        **cluster_tag,
-                    },
-                ),
-                opts=child,
+            tiers = (
+                ("public", public_cidr, "kubernetes.io/role/elb", self.public_subnets),
+                ("private", private_cidr, "kubernetes.io/role/internal-elb", self.private_subnets),
             )
-            self.private_subnets[az] = aws.ec2.Subnet(
-                f"{name}-private-{az}",
-                aws.ec2.SubnetArgs(
-                    vpc_id=self.vpc.id,
-                    availability_zone=az,
-                    cidr_block=private_cidr,
-                    map_public_ip_on_launch=False,
-                    tags={
-                        "Name": args.naming.name("private", az),
-                        "tier": "private",
-                        "kubernetes.io/role/internal-elb": "1",
-                        **cluster_tag,
-                    },
-                ),
-                opts=child,
-            )
+            for tier, cidr, lb_role_tag, subnets in tiers:
+                subnets[az] = aws.ec2.Subnet(
+                    f"{name}-{tier}-{az}",
+                    aws.ec2.SubnetArgs(
+                        vpc_id=self.vpc.id,
+                        availability_zone=az,
+                        cidr_block=cidr,
+                        # Nothing gets a public IP by accident: load balancers and NAT gateways bring their own.
+                        map_public_ip_on_launch=False,
+                        tags={"Name": args.naming.name(tier, az), "tier": tier, lb_role_tag: "1", **cluster_tag},
+                    ),
+                    opts=child,
+                )
 
     def _build_routing(self, name: str, args: NetworkArgs, child: pulumi.ResourceOptions) -> None:
         igw = aws.ec2.InternetGateway(
