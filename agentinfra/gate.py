@@ -38,6 +38,11 @@ _PROTO_LEVEL = {
 }
 PACK_VERSION = "0.1.0"
 
+#: Whether ``evaluate`` gives each resource only the policies that read its type (tests compare both ways).
+SUBSET_BY_TYPE = True
+#: Whether ``evaluate`` runs the analyser with its conversions remembered (``_Accelerated``; tests compare).
+ACCELERATE = True
+
 
 @dataclass(frozen=True)
 class Finding:
@@ -195,6 +200,70 @@ class _MemoizedJsonFormat:
         return getattr(self._original, name)
 
 
+class _Accelerated:
+    """pulumi-policy's analyser with its pure per-policy conversions done once, for the duration of ``evaluate``.
+
+    The analyser converts a resource's properties (``MessageToDict``, then ``deserialize_properties``) for every
+    policy it runs, and wraps them in a fresh unknown-checking proxy. The first two are pure functions whose
+    results are only read (``_proxy_helper`` copies every container), so they are remembered: by message content
+    and by the identity of the remembered dict. The proxy stays fresh per policy (a policy may write through it),
+    built by ``_unknown_checking_proxy``, which makes the same objects as pulumi-policy's own with fewer calls.
+    ``tests/agentinfra/test_gate.py`` checks the proxies are identical and the results equal the plain analyser's.
+    """
+
+    def __init__(self) -> None:
+        from pulumi_policy import deserialize
+
+        self._json_format = _MemoizedJsonFormat(json_format)
+        self._deserialize = deserialize.deserialize_properties
+        self._deserialized: dict[int, tuple[Any, Any]] = {}
+
+    def deserialize_properties(self, props: dict[str, Any], proxy_secrets: bool = False) -> Any:
+        if proxy_secrets:
+            return self._deserialize(props, proxy_secrets)
+        # The dict comes from the MessageToDict memo, which keeps it alive: its id is stable for the run.
+        hit = self._deserialized.get(id(props))
+        if hit is None or hit[0] is not props:
+            hit = (props, self._deserialize(props))
+            self._deserialized[id(props)] = hit
+        return hit[1]
+
+    def call(self, servicer: Any, method: str, request: Any) -> Any:
+        from pulumi_policy import policy as policy_module
+
+        replacements = {
+            "json_format": self._json_format,
+            "deserialize_properties": self.deserialize_properties,
+            "unknown_checking_proxy": _unknown_checking_proxy,
+        }
+        saved = {name: getattr(policy_module, name) for name in replacements}
+        for name, value in replacements.items():
+            setattr(policy_module, name, value)
+        try:
+            return getattr(servicer, method)(request, None)
+        finally:
+            for name, value in saved.items():
+                setattr(policy_module, name, value)
+
+
+def _unknown_checking_proxy(props: dict[str, Any]) -> Any:
+    """``pulumi_policy.proxy.unknown_checking_proxy``, the same ``_DictProxy``/``_ListProxy`` tree, built in
+    one pass: a child's path is made only for containers (pulumi-policy makes one for every scalar too)."""
+    from pulumi_policy.proxy import _DictProxy, _ListProxy
+
+    def helper(value: Any, path: list[str]) -> Any:
+        if isinstance(value, list):
+            return _ListProxy(
+                [helper(e, [*path, str(i)]) if isinstance(e, (list, dict)) else e for i, e in enumerate(value)],
+                path,
+            )
+        return _DictProxy(
+            {k: helper(v, [*path, str(k)]) if isinstance(v, (list, dict)) else v for k, v in value.items()}, path
+        )
+
+    return helper(props, []) if isinstance(props, (list, dict)) else props
+
+
 def evaluate(
     manifest: dict[str, Any],
     policy_config: dict[str, Any] | None = None,
@@ -206,21 +275,52 @@ def evaluate(
     rules = rules if rules is not None else all_rules()
     by_name = {r.name: r for r in rules}
     resolved = _resolve_config(policy_config or {}, rules, source)
-    servicer = _PolicyAnalyzerServicer(
-        PACK_NAME, PACK_VERSION, [r.policy for r in rules if r.policy], EnforcementLevel.MANDATORY
+    policies = [r for r in rules if r.policy]
+    whole_pack = _PolicyAnalyzerServicer(
+        PACK_NAME, PACK_VERSION, [r.policy for r in policies if r.policy], EnforcementLevel.MANDATORY
     )
-    servicer.Configure(
-        proto.ConfigureAnalyzerRequest(
-            policyConfig={
-                name: proto.PolicyConfig(
-                    enforcementLevel=servicer._map_enforcement_level(_LEVELS[level]),
-                    properties=json_format.ParseDict(props, struct_pb2.Struct()),
-                )
-                for name, (level, props) in resolved.items()
-            }
-        ),
-        None,
+    configure = proto.ConfigureAnalyzerRequest(
+        policyConfig={
+            name: proto.PolicyConfig(
+                enforcementLevel=whole_pack._map_enforcement_level(_LEVELS[level]),
+                properties=json_format.ParseDict(props, struct_pb2.Struct()),
+            )
+            for name, (level, props) in resolved.items()
+        }
     )
+    whole_pack.Configure(configure, None)
+    servicers: dict[tuple[str, ...], Any] = {tuple(r.name for r in policies): whole_pack}
+
+    def servicer_for(chosen: list[Rule]) -> Any:
+        """A servicer holding ``chosen`` policies (in pack order), configured from the same file."""
+        key = tuple(r.name for r in chosen)
+        if key not in servicers:
+            servicer = _PolicyAnalyzerServicer(
+                PACK_NAME, PACK_VERSION, [r.policy for r in chosen if r.policy], EnforcementLevel.MANDATORY
+            )
+            servicer.Configure(configure, None)
+            servicers[key] = servicer
+        return servicers[key]
+
+    by_type: dict[str, Any] = {}
+    fast = _Accelerated()
+
+    def resource_servicer(resource_type: str) -> Any:
+        """The servicer for one resource type: every policy except resource rules that skip the type.
+
+        A resource rule's ``validate`` returns before reading anything for a type outside ``applies_to``
+        (see ``framework.resource_rule``), so leaving it out changes no result; it only spares the analyser
+        deserialising and proxying the resource once per skipped policy. ``test_gate`` checks that results
+        equal those of one servicer holding the whole pack.
+        """
+        if resource_type not in by_type:
+            chosen = [
+                r
+                for r in policies
+                if not (SUBSET_BY_TYPE and r.applies_to is not None and not r.applies_to(resource_type))
+            ]
+            by_type[resource_type] = servicer_for(chosen) if chosen else None
+        return by_type[resource_type]
 
     resources = manifest["resources"]
     by_urn = {r["urn"]: r for r in resources}
@@ -271,10 +371,13 @@ def evaluate(
         request = proto.AnalyzeRequest(
             type=r["type"], properties=structs[r["urn"]], urn=r["urn"], name=r["name"], options=_options(r)
         )
+        servicer = resource_servicer(r["type"])
+        if servicer is None:
+            continue
         provider = providers.get(r.get("provider") or "")
         if provider is not None:
             request.provider.CopyFrom(provider)
-        collect(servicer.Analyze(request, None), r["urn"])
+        collect(fast.call(servicer, "Analyze", request) if ACCELERATE else servicer.Analyze(request, None), r["urn"])
 
     stack_request = proto.AnalyzeStackRequest(
         resources=[
@@ -294,18 +397,11 @@ def evaluate(
             for r in resources
         ]
     )
-    collect(_analyze(servicer, "AnalyzeStack", stack_request), "")
+    collect(
+        fast.call(whole_pack, "AnalyzeStack", stack_request)
+        if ACCELERATE
+        else whole_pack.AnalyzeStack(stack_request, None),
+        "",
+    )
     result.findings.sort(key=lambda f: (f.kind != "violation", f.level != "mandatory", f.rule_id, f.urn))
     return result
-
-
-def _analyze(servicer: Any, method: str, request: Any) -> Any:
-    """Call an analyzer method with ``MessageToDict`` memoized for its duration (see ``_MemoizedJsonFormat``)."""
-    from pulumi_policy import policy as policy_module
-
-    original = policy_module.json_format
-    policy_module.json_format = _MemoizedJsonFormat(original)  # type: ignore[assignment]
-    try:
-        return getattr(servicer, method)(request, None)
-    finally:
-        policy_module.json_format = original

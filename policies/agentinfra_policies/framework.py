@@ -50,6 +50,9 @@ class Rule:
     config: Mapping[str, Any] = field(default_factory=dict)
     """JSON-schema properties of the rule's settings (with defaults)."""
     policy: Policy | None = None
+    applies_to: Callable[[str], bool] | None = field(default=None, compare=False)
+    """For a resource rule, the resource types its check runs on (its ``validate`` returns at once for any
+    other); the offline gate uses it to hand each resource only the policies that read it. None: every type."""
 
     def defaults(self) -> dict[str, Any]:
         return {k: v["default"] for k, v in self.config.items() if "default" in v}
@@ -100,7 +103,7 @@ def resource_rule(rule: Rule, applies: Callable[[str], bool] | None = None) -> C
                 check(args, Reporter(rule, report), settings(rule, args))
 
         policy = ResourceValidationPolicy(validate=validate, **_common(rule))
-        return _with_policy(rule, policy)
+        return _with_policy(rule, policy, applies_to=wanted)
 
     return wrap
 
@@ -118,10 +121,10 @@ def stack_rule(rule: Rule) -> Callable[[StackCheck], Rule]:
     return wrap
 
 
-def _with_policy(rule: Rule, policy: Policy) -> Rule:
+def _with_policy(rule: Rule, policy: Policy, applies_to: Callable[[str], bool] | None = None) -> Rule:
     from dataclasses import replace
 
-    return replace(rule, policy=policy)
+    return replace(rule, policy=policy, applies_to=applies_to)
 
 
 def present(props: Mapping[str, Any], key: str) -> bool:

@@ -123,3 +123,24 @@ def test_manifest_for_another_stack_is_refused(
 def test_missing_manifest_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["check", "--manifest", str(tmp_path / "none.json")]) == EXIT_INPUT
     assert "no such manifest file" in capsys.readouterr().err
+
+
+def test_a_command_runs_without_the_cyclic_collector_and_restores_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import gc
+
+    from agentinfra import manifest
+
+    seen: list[bool] = []
+    original = manifest.load
+
+    def load(path: Any) -> Any:
+        seen.append(gc.isenabled())
+        return original(path)
+
+    monkeypatch.setattr(manifest, "load", load)
+    assert gc.isenabled()
+    assert main(["check", "--manifest", str(tmp_path / "none.json")]) == EXIT_INPUT
+    assert seen == [False]
+    assert gc.isenabled()

@@ -1,0 +1,116 @@
+"""The gate's fast path (policies per resource type, conversions done once) changes no result.
+
+``agentinfra.gate`` hands each resource only the policies whose check reads its type and remembers
+pulumi-policy's pure conversions; these tests run the same manifests through the plain analyser (one
+servicer with the whole pack, nothing remembered) and require identical findings and not-applicable lists,
+on the shipped plans and on manifests broken on purpose so that most rules fire or meet unknown values.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+from google.protobuf import json_format
+from pulumi_policy.deserialize import deserialize_properties
+from pulumi_policy.proxy import _DictProxy, _ListProxy, unknown_checking_proxy
+
+from agentinfra import gate
+
+UNKNOWN = {"$unknown": True}
+
+
+def _evaluate(manifest: dict[str, Any], env: str, fast: bool, monkeypatch: pytest.MonkeyPatch) -> Any:
+    with monkeypatch.context() as patch:
+        patch.setattr(gate, "SUBSET_BY_TYPE", fast)
+        patch.setattr(gate, "ACCELERATE", fast)
+        return gate.evaluate(manifest, gate.load_policy_config(env))
+
+
+def _comparable(result: Any) -> Any:
+    data = result.to_json()
+    data["notApplicable"] = sorted((n["policy"], n["reason"]) for n in data["notApplicable"])
+    return data
+
+
+def _broken(manifest: dict[str, Any], mode: str) -> dict[str, Any]:
+    """Every resource with alternate inputs dropped and booleans flipped, or every second input unknown."""
+    changed = copy.deepcopy(manifest)
+    for resource in changed["resources"]:
+        inputs = resource.get("inputs", {})
+        for index, key in enumerate(sorted(inputs)):
+            if mode == "drop" and index % 2 == 1:
+                del inputs[key]
+            elif mode == "drop" and isinstance(inputs[key], bool):
+                inputs[key] = not inputs[key]
+            elif mode == "unknown" and index % 2 == 0:
+                inputs[key] = dict(UNKNOWN)
+        if mode == "drop":
+            resource["options"].pop("protect", None)
+    return changed
+
+
+@pytest.mark.parametrize("env", ["dev", "staging", "prod"])
+def test_shipped_plans_give_the_same_results_either_way(
+    plans: dict[str, Any], env: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    plain = _evaluate(plans[env], env, False, monkeypatch)
+    fast = _evaluate(plans[env], env, True, monkeypatch)
+    assert _comparable(fast) == _comparable(plain)
+
+
+@pytest.mark.parametrize("mode", ["drop", "unknown"])
+def test_broken_manifests_give_the_same_findings_either_way(
+    plans: dict[str, Any], mode: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    manifest = _broken(plans["prod"], mode)
+    plain = _evaluate(manifest, "prod", False, monkeypatch)
+    fast = _evaluate(manifest, "prod", True, monkeypatch)
+    assert _comparable(fast) == _comparable(plain)
+    # The comparison means something only if the broken manifest makes many rules speak.
+    kind = "violation" if mode == "drop" else "unknown"
+    assert len({f.rule_id for f in plain.findings if f.kind == kind}) >= 15
+
+
+def _same_proxy(ours: Any, theirs: Any) -> None:
+    assert type(ours) is type(theirs)
+    if isinstance(theirs, _DictProxy):
+        assert ours._DictProxy__props_acc == theirs._DictProxy__props_acc  # type: ignore[attr-defined]
+        assert list(ours["__target"]) == list(theirs["__target"])
+        for key in theirs["__target"]:
+            _same_proxy(ours["__target"][key], theirs["__target"][key])
+    elif isinstance(theirs, _ListProxy):
+        assert ours._ListProxy__props_acc == theirs._ListProxy__props_acc  # type: ignore[attr-defined]
+        assert len(ours["__target"]) == len(theirs["__target"])
+        for mine, other in zip(ours["__target"], theirs["__target"], strict=True):
+            _same_proxy(mine, other)
+    else:
+        assert ours == theirs
+
+
+def test_the_proxy_is_the_one_pulumi_policy_builds(plans: dict[str, Any]) -> None:
+    checked = 0
+    for resource in plans["prod"]["resources"]:
+        props = deserialize_properties(json_format.MessageToDict(gate._struct(resource.get("inputs", {}))))
+        _same_proxy(gate._unknown_checking_proxy(props), unknown_checking_proxy(props))
+        checked += 1
+    assert checked > 300
+
+
+def test_unknown_values_still_stop_a_rule_through_the_fast_proxy() -> None:
+    from pulumi_policy.proxy import UNKNOWN_STRING_VALUE, UnknownValueError
+
+    proxy = gate._unknown_checking_proxy({"a": [{"b": UNKNOWN_STRING_VALUE}]})
+    with pytest.raises(UnknownValueError) as caught:
+        _ = proxy["a"][0]["b"]
+    assert caught.value.props == ["a", "0", "b"]
+
+
+def test_the_analyser_is_restored_after_a_run(plans: dict[str, Any]) -> None:
+    from pulumi_policy import policy as policy_module
+
+    before = (policy_module.json_format, policy_module.deserialize_properties, policy_module.unknown_checking_proxy)
+    gate.evaluate(plans["dev"], gate.load_policy_config("dev"))
+    after = (policy_module.json_format, policy_module.deserialize_properties, policy_module.unknown_checking_proxy)
+    assert after == before
