@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
+from agentinfra_policies.yamlio import safe_load
 
 from .resilience import (
     ASG,
@@ -178,7 +178,7 @@ def _opt_float(value: Any) -> float | None:
 def load_prices(path: Path | None = None) -> Prices:
     """Read the shipped price table once per process (data in the repository, never fetched)."""
     with open(path or _prices_path(), encoding="utf-8") as fh:
-        return parse_prices(yaml.safe_load(fh))
+        return parse_prices(safe_load(fh))
 
 
 # -- assumptions ----------------------------------------------------------------------------------------------

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import yaml
+from agentinfra_policies.yamlio import safe_load
 
 from . import manifest as mf
 from .engine import PlanError
@@ -135,8 +135,8 @@ def _weakening_rule(entry: Any, source: str) -> WeakeningRule:
 def knowledge() -> Knowledge:
     """Load and check ``data/replacement.yaml`` and ``data/weakening.yaml`` (once per process)."""
     repl_path, weak_path = DATA_DIR / "replacement.yaml", DATA_DIR / "weakening.yaml"
-    repl = yaml.safe_load(repl_path.read_text(encoding="utf-8"))
-    weak = yaml.safe_load(weak_path.read_text(encoding="utf-8"))
+    repl = safe_load(repl_path.read_text(encoding="utf-8"))
+    weak = safe_load(weak_path.read_text(encoding="utf-8"))
     replace = {
         type_: tuple(_replace_rule(e, f"{repl_path.name}: {type_}") for e in entries or [])
         for type_, entries in repl["replace"].items()

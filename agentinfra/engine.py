@@ -28,11 +28,14 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 import yaml
+from agentinfra_policies.yamlio import safe_load
 from google.protobuf import json_format
 from pulumi.runtime import mocks as pulumi_mocks
+from pulumi.runtime import resource as pulumi_resource
 from pulumi.runtime import settings as pulumi_settings
 from pulumi.runtime import stack as pulumi_stack
 from pulumi.runtime.config import set_all_config
@@ -100,7 +103,7 @@ def load_stack_config(environment: str, root: Path | None = None, path: Path | N
         known = ", ".join(environments(root)) or "none"
         raise PlanError(f"unknown environment {environment!r}: no config file {shown} (environments: {known})")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
         where = ""
         if getattr(exc, "problem_mark", None) is not None:
@@ -295,6 +298,55 @@ async def _wait_for_rpcs_linear(await_all_outstanding_tasks: bool = True) -> Non
 #: Whether ``record`` installs the linear wait (tests turn it off to compare with the SDK's own).
 LINEAR_WAIT = True
 
+#: Whether ``record`` installs ``_stack_trace`` for the SDK's ``_get_stack_trace`` (tests compare both).
+FAST_STACK_TRACE = True
+
+_URIS: dict[str, str | None] = {}
+
+
+def _file_uri(filename: str) -> str | None:
+    """``pathlib.Path(filename).as_uri()``, or None where the SDK gets None (relative or odd paths), remembered."""
+    if filename not in _URIS:
+        try:
+            _URIS[filename] = Path(filename).as_uri()
+        except BaseException:  # noqa: BLE001 - the SDK catches everything here too
+            _URIS[filename] = None
+    return _URIS[filename]
+
+
+def _stack_trace() -> Any:
+    """The SDK's ``_get_stack_trace`` (pulumi 3.x, ``runtime/resource.py``) without reading any source file.
+
+    The SDK calls ``traceback.extract_stack()`` for every resource, which looks up each frame's source line
+    (stat-ing and reading files through ``linecache``) and then uses only file names and line numbers. This
+    walks the same frames: from the caller outwards, past the third ``__init__`` (Resource, Custom/Component
+    Resource, the concrete class), and returns the frames outside it, innermost first, as the SDK does. The
+    engine sends the result as the registration's stack trace; the manifest does not record it. Installed
+    only while ``record`` runs; ``tests/agentinfra/test_engine.py`` compares it with the SDK's on every
+    registration of a prod plan.
+    """
+    from pulumi.runtime.proto import source_pb2
+
+    frame: FrameType | None = sys._getframe(0)
+    inits = 0
+    while frame is not None:
+        if frame.f_code.co_name == "__init__":
+            inits += 1
+            if inits == 3:
+                break
+        frame = frame.f_back
+    if frame is None or frame.f_back is None:
+        return source_pb2.StackTrace()
+    frames = []
+    outer: FrameType | None = frame.f_back
+    while outer is not None:
+        filename, line = outer.f_code.co_filename, outer.f_lineno
+        uri = _file_uri(filename) if filename != "" and line is not None else None
+        frames.append(source_pb2.StackFrame(pc=source_pb2.SourcePosition(uri=uri, line=line) if uri else None))
+        outer = outer.f_back
+    return source_pb2.StackTrace(frames=frames)
+
+
 _WORKERS = 4
 
 
@@ -404,13 +456,15 @@ def record(
         )
         pulumi_settings.ROOT.set(None)
         set_all_config(dict(config or {}), list(secret_keys or []))
-        original_wait = pulumi_stack.wait_for_rpcs
+        original_wait, original_trace = pulumi_stack.wait_for_rpcs, pulumi_resource._get_stack_trace
         if LINEAR_WAIT:
             pulumi_stack.wait_for_rpcs = _wait_for_rpcs_linear
+        if FAST_STACK_TRACE:
+            pulumi_resource._get_stack_trace = _stack_trace
         try:
             loop.run_until_complete(run_in_stack(program))
         finally:
-            pulumi_stack.wait_for_rpcs = original_wait
+            pulumi_stack.wait_for_rpcs, pulumi_resource._get_stack_trace = original_wait, original_trace
     finally:
         _close_worker_loops(executor)
         loop.close()

@@ -60,9 +60,24 @@ def default_jobs(count: int) -> int:
 
 
 def preload() -> None:
-    """Import the program and every provider package it uses (executing lazily imported modules)."""
+    """Import what a plan-and-check worker uses and read the shipped catalogs, so every worker inherits them.
+
+    That is the program, every provider package it uses (executing lazily imported modules), the engine, the
+    gate with the policy pack, the config-block parsers the engine calls, and the catalogs (read once per
+    process, then shared read-only).
+    """
+    import runpy  # noqa: F401 - the engine runs __main__.py through it
+
+    from agentinfra_policies.catalog import load_catalog
+    from agentinfra_policies.sizing import load_models
+
     import stacks.app  # noqa: F401
 
+    from . import cost, engine, gate, resilience  # noqa: F401
+
+    load_catalog()
+    load_models()
+    cost.load_prices()
     for name in PROVIDER_PACKAGES:
         # A lazily imported module runs its body on the first attribute access.
         getattr(importlib.import_module(name), "_agentinfra_preload", None)

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import yaml
+from agentinfra_policies.yamlio import safe_load
 
 # The codes of agentinfra.cli; not imported from there because cli imports this module.
 EXIT_OK, EXIT_MISSED, EXIT_INPUT = 0, 1, 2
@@ -145,7 +146,7 @@ def parse_block(
 
 def _read_yaml(path: Path, shown: str) -> Any:
     try:
-        return yaml.safe_load(path.read_text(encoding="utf-8"))
+        return safe_load(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise InputError(f"{shown}: no such file {path}") from None
     except yaml.YAMLError as exc:

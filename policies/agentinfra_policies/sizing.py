@@ -27,9 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml  # already a dependency of agentinfra_policies.catalog; nothing new for the pack
-
 from agentinfra_policies.catalog import Catalog, load_catalog
+from agentinfra_policies.yamlio import safe_load
 
 MODELS_PATH = Path(__file__).with_name("catalog") / "models.yaml"
 GIB = 2**30
@@ -215,7 +214,7 @@ def parse_models(raw: Mapping[str, Any]) -> dict[str, ModelArch]:
 def load_models(path: Path = MODELS_PATH) -> dict[str, ModelArch]:
     """Read ``models.yaml`` once per process. Treat the result as read-only: it is shared."""
     with open(path, encoding="utf-8") as fh:
-        return parse_models(yaml.safe_load(fh))
+        return parse_models(safe_load(fh))
 
 
 def get_model(name: str) -> ModelArch | None:

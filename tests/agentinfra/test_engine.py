@@ -199,3 +199,34 @@ def test_linear_wait_records_exactly_what_the_sdks_own_wait_records(monkeypatch:
     fast = mf.dumps(plan("prod"))
     monkeypatch.setattr(engine, "LINEAR_WAIT", False)
     assert mf.dumps(plan("prod")) == fast
+
+
+def test_fast_stack_trace_is_the_sdks_on_every_registration(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Both run for each resource of a prod plan; the serialized stack traces must be identical."""
+    from pulumi.runtime import resource as pulumi_resource
+
+    from agentinfra import engine
+
+    sdk = pulumi_resource._get_stack_trace
+    compared: list[bool] = []
+
+    def both() -> object:
+        theirs = sdk()
+        ours = engine._stack_trace()
+        # Never raise here: an exception inside a resource constructor stalls the plan. Compare afterwards.
+        compared.append(ours.SerializeToString() == theirs.SerializeToString() and len(theirs.frames) > 0)
+        return theirs
+
+    monkeypatch.setattr(engine, "FAST_STACK_TRACE", False)
+    monkeypatch.setattr(pulumi_resource, "_get_stack_trace", both)
+    manifest = plan("prod")
+    assert len(compared) >= len(manifest["resources"]) - 1
+    assert all(compared), f"{compared.count(False)} of {len(compared)} stack traces differ"
+
+
+def test_fast_stack_trace_records_the_same_manifest(monkeypatch: pytest.MonkeyPatch) -> None:
+    from agentinfra import engine
+
+    fast = mf.dumps(plan("staging"))
+    monkeypatch.setattr(engine, "FAST_STACK_TRACE", False)
+    assert mf.dumps(plan("staging")) == fast

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-import yaml
+from agentinfra_policies.yamlio import safe_load
 
 CATALOG_PATH = Path(__file__).with_name("instances.yaml")
 
@@ -88,4 +88,4 @@ def parse_catalog(raw: dict) -> Catalog:
 def load_catalog(path: Path = CATALOG_PATH) -> Catalog:
     """Read the catalog once per process (it is data shipped with the package, never fetched)."""
     with open(path, encoding="utf-8") as fh:
-        return parse_catalog(yaml.safe_load(fh))
+        return parse_catalog(safe_load(fh))
