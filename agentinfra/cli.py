@@ -80,13 +80,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     check.set_defaults(handler=cmd_check)
 
-    from . import cost_cmd, diff_cmd, resilience_cmd, size_cmd, verify_cmd
+    from . import cost_cmd, diff_cmd, prepare_cmd, resilience_cmd, size_cmd, verify_cmd
 
     size_cmd.register(sub)
     diff_cmd.register(sub)
     resilience_cmd.register(sub)
     cost_cmd.register(sub)
     verify_cmd.register(sub)
+    prepare_cmd.register(sub)
 
     return parser
 
@@ -198,6 +199,12 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from . import sdkload
+
+    # First, before anything imports a provider SDK: modules compiled by `agentinfra prepare` load from there
+    # (nothing changes without it).
+    sdkload.install()
+
     import gc
     import logging
 

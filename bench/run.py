@@ -4,7 +4,9 @@ Measures whole processes (wall time, CPU time, peak memory; median of ``--reps``
 environment, ``plan --all``, ``check --all`` and a ``diff`` of two revisions; the same plan and check on
 synthetic fleets 3x and 10x the size of prod (more model pools, worker pools and queues, generated config);
 and where the time goes in one prod plan and check (imports, program, mock runtime, recording, policy
-evaluation, writing), from a profile. Nothing is cached between runs. Prints Markdown.
+evaluation, writing), from a profile. No result is kept between runs; the one thing that outlives a run is
+the bytecode `agentinfra prepare` compiles once per install, and ``check --all`` is also measured without it.
+Prints Markdown.
 """
 
 from __future__ import annotations
@@ -30,18 +32,24 @@ CLI = [sys.executable, "-m", "agentinfra.cli"]
 TARGETS = {"check --all": 4.0, "10x prod plan+check": 20.0}
 
 
-def run_once(argv: list[str]) -> tuple[float, float, float, int]:
-    """(wall seconds, CPU seconds, peak RSS MiB, exit code) of one whole process."""
+#: Environment that makes a command import the provider SDKs the ordinary way (no `agentinfra prepare`).
+UNPREPARED = {"AGENTINFRA_SDK_BYTECODE_DIR": "/nonexistent/agentinfra-unprepared"}
+
+
+def run_once(argv: list[str], env: dict[str, str] | None = None) -> tuple[float, float, float, int]:
+    """(wall seconds, CPU seconds including worker processes, peak RSS MiB of the largest, exit code)."""
     start = time.perf_counter()
-    proc = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        argv, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ, **(env or {})}
+    )
     _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - start
     # Peak RSS of the largest process (children of a parallel run count separately: ru_maxrss is per process).
     return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, os.waitstatus_to_exitcode(status)
 
 
-def measure(label: str, argv: list[str], reps: int) -> dict[str, object]:
-    runs = [run_once(argv) for _ in range(reps)]
+def measure(label: str, argv: list[str], reps: int, env: dict[str, str] | None = None) -> dict[str, object]:
+    runs = [run_once(argv, env) for _ in range(reps)]
     return {
         "label": label,
         "wall": statistics.median(r[0] for r in runs),
@@ -72,23 +80,33 @@ def synthetic_config(factor: int, directory: Path) -> Path:
 
 def breakdown() -> str:
     """Where the time of one prod plan and check goes, in this process (imports measured separately)."""
-    imports = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            "import time; t = time.perf_counter(); import agentinfra.engine, agentinfra.gate, "
-            "stacks.app; print(time.perf_counter() - t)",  # the program pulls in the SDK modules it uses
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
+    import_times = {}
+    for label, env in (("prepared", None), ("not prepared", UNPREPARED)):
+        probe = subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                "import time; t = time.perf_counter(); from agentinfra import sdkload; sdkload.install(); "
+                "from agentinfra import parallel; parallel.preload(); print(time.perf_counter() - t)",
+            ],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+            env={**os.environ, **(env or {})},
+        )
+        import_times[label] = float(probe.stdout)
     sys.path.insert(0, str(ROOT))
+    import gc
+
+    from agentinfra import sdkload
+
+    sdkload.install()  # as the CLI does
     from agentinfra import manifest as mf
     from agentinfra.engine import plan
     from agentinfra.gate import evaluate, load_policy_config
 
+    gc.disable()  # as the CLI runs
     plan("prod")  # first plan loads the rest of the SDK lazily; profile a warm one
     profile = cProfile.Profile()
     t0 = time.perf_counter()
@@ -120,7 +138,9 @@ def breakdown() -> str:
     lines = [
         "| stage | seconds | share of plan |",
         "| --- | ---: | ---: |",
-        f"| imports of engine, gate and program (fresh process) | {float(imports.stdout):.2f} | |",
+        "| imports: engine, gate, program and every provider package it uses (fresh process, SDK prepared) "
+        f"| {import_times['prepared']:.2f} | |",
+        f"| the same imports, SDK not prepared | {import_times['not prepared']:.2f} | |",
     ]
     lines += [f"| {k} | {(t1 - t0) * v / total:.2f} | {100 * v / total:.0f}% |" for k, v in sorted(buckets.items())]
     lines += [f"| policy evaluation (51 rules) | {t2 - t1:.2f} | |", f"| writing the manifest | {t3 - t2:.3f} | |"]
@@ -128,6 +148,16 @@ def breakdown() -> str:
     pstats.Stats(profile, stream=out).sort_stats("tottime").print_stats(8)
     top = [line for line in out.getvalue().splitlines() if line.strip()][-9:]
     return "\n".join(lines) + "\n\nTop functions of the plan by own time:\n\n```\n" + "\n".join(top) + "\n```"
+
+
+def _prepared() -> str:
+    sys.path.insert(0, str(ROOT))
+    from agentinfra import sdkload
+
+    directory = sdkload.cache_dir()
+    if not directory.is_dir():
+        return f"no ({directory} missing; rows other than 'not prepared' then import the ordinary way too)"
+    return f"yes ({directory})"
 
 
 def main() -> int:
@@ -139,7 +169,17 @@ def main() -> int:
     rows = [measure(f"plan {env}", [*CLI, "plan", env, "--quiet"], args.reps) for env in ("dev", "staging", "prod")]
     rows.append(measure("plan --all", [*CLI, "plan", "--all", "--quiet"], args.reps))
     rows.append(measure("check --all", [*CLI, "check", "--all"], args.reps))
+    rows.append(measure("check --all, SDK not prepared", [*CLI, "check", "--all"], args.reps, UNPREPARED))
     rows.append(measure("check --all --jobs 1", [*CLI, "check", "--all", "--jobs", "1"], args.reps))
+    with tempfile.TemporaryDirectory() as tmp:
+        rows.append(
+            measure(
+                "prepare (once per install)",
+                [*CLI, "prepare"],
+                1,
+                {"AGENTINFRA_SDK_BYTECODE_DIR": str(Path(tmp) / "sdk")},
+            )
+        )
     if not args.skip_diff:
         rows.append(
             measure(
@@ -168,7 +208,7 @@ def main() -> int:
     table += [f"| {r['label']} | {r['wall']:.2f} | {r['cpu']:.2f} | {r['rss']:.0f} | {r['exit']} |" for r in rows]
     report = (
         f"# agent-infra benchmark\n\n{os.cpu_count()} cores, Python {sys.version.split()[0]}, "
-        f"{args.reps} runs each (median).\n\n"
+        f"{args.reps} runs each (median). Provider SDK prepared (`agentinfra prepare`): {_prepared()}.\n\n"
         + "\n".join(table)
         + "\n\n## Where the time goes (prod)\n\n"
         + breakdown()
