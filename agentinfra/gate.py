@@ -22,6 +22,7 @@ from google.protobuf import json_format, struct_pb2
 from pulumi.runtime import proto
 from pulumi_policy import EnforcementLevel
 from pulumi_policy.policy import _PolicyAnalyzerServicer
+from pulumi_policy.proxy import _DictProxy, _ListProxy, _raise_if_unknown
 
 from .engine import PlanError, project_root
 
@@ -186,14 +187,20 @@ class _MemoizedJsonFormat:
     def __init__(self, original: Any):
         self._original = original
         self._cache: dict[bytes, Any] = {}
+        self._by_object: dict[int, tuple[Any, Any]] = {}
 
     def MessageToDict(self, message: Any, *args: Any, **kwargs: Any) -> Any:  # noqa: N802 (protobuf's name)
         if args or kwargs:
             return self._original.MessageToDict(message, *args, **kwargs)
-        # Keyed by content: protobuf hands out a new wrapper object on every field access.
+        # protobuf hands out the same wrapper for a field while it is alive, and this keeps it alive: a hit by
+        # identity is the same message. Otherwise keyed by content (another request carrying the same Struct).
+        seen = self._by_object.get(id(message))
+        if seen is not None and seen[0] is message:
+            return seen[1]
         key = message.DESCRIPTOR.full_name.encode() + b"\0" + message.SerializeToString(deterministic=True)
         if key not in self._cache:
             self._cache[key] = self._original.MessageToDict(message)
+        self._by_object[id(message)] = (message, self._cache[key])
         return self._cache[key]
 
     def __getattr__(self, name: str) -> Any:
@@ -206,8 +213,8 @@ class _Accelerated:
     The analyser converts a resource's properties (``MessageToDict``, then ``deserialize_properties``) for every
     policy it runs, and wraps them in a fresh unknown-checking proxy. The first two are pure functions whose
     results are only read (``_proxy_helper`` copies every container), so they are remembered: by message content
-    and by the identity of the remembered dict. The proxy stays fresh per policy (a policy may write through it),
-    built by ``_unknown_checking_proxy``, which makes the same objects as pulumi-policy's own with fewer calls.
+    and by the identity of the remembered dict. The proxy stays fresh per policy (a policy may write through it);
+    ``_unknown_checking_proxy`` builds it lazily, wrapping children as a rule reads them.
     ``tests/agentinfra/test_gate.py`` checks the proxies are identical and the results equal the plain analyser's.
     """
 
@@ -247,21 +254,70 @@ class _Accelerated:
 
 
 def _unknown_checking_proxy(props: dict[str, Any]) -> Any:
-    """``pulumi_policy.proxy.unknown_checking_proxy``, the same ``_DictProxy``/``_ListProxy`` tree, built in
-    one pass: a child's path is made only for containers (pulumi-policy makes one for every scalar too)."""
-    from pulumi_policy.proxy import _DictProxy, _ListProxy
+    """``pulumi_policy.proxy.unknown_checking_proxy`` that wraps a container's children on first access.
 
-    def helper(value: Any, path: list[str]) -> Any:
-        if isinstance(value, list):
-            return _ListProxy(
-                [helper(e, [*path, str(i)]) if isinstance(e, (list, dict)) else e for i, e in enumerate(value)],
-                path,
-            )
-        return _DictProxy(
-            {k: helper(v, [*path, str(k)]) if isinstance(v, (list, dict)) else v for k, v in value.items()}, path
-        )
+    pulumi-policy copies and wraps the whole property tree for every policy and resource, though a rule reads
+    a few properties of a few resource types. These proxies are the same classes (``_DictProxy``/``_ListProxy``
+    subclasses) and behave the same: reading an unknown value raises ``UnknownValueError`` with the same path,
+    a child is the same object on every read, writes go to the proxy's own copy (never to the shared
+    deserialised data), ``["__target"]`` gives the fully wrapped container. ``tests/agentinfra/test_gate_fast.py``
+    compares them with pulumi-policy's, object by object, and the gate's results either way.
+    """
+    return _wrap(props, []) if isinstance(props, (dict, list)) else props
 
-    return helper(props, []) if isinstance(props, (list, dict)) else props
+
+def _wrap(value: Any, path: list[str]) -> Any:
+    return _LazyDictProxy(value, path) if isinstance(value, dict) else _LazyListProxy(value, path)
+
+
+class _LazyDictProxy(_DictProxy):
+    def __init__(self, target: dict[str, Any], props_acc: list[str]):
+        super().__init__(dict(target), props_acc)
+        self._pending = {k for k, v in target.items() if isinstance(v, (dict, list))}
+
+    def _child(self, key: Any) -> Any:
+        target = self._DictProxy__target  # type: ignore[attr-defined]
+        if key in self._pending:
+            self._pending.discard(key)
+            target[key] = _wrap(target[key], [*self._DictProxy__props_acc, str(key)])  # type: ignore[attr-defined]
+        return target[key]
+
+    def __getitem__(self, key: Any) -> Any:
+        if key == "__target":
+            for pending in list(self._pending):
+                self._child(pending)
+            return self._DictProxy__target  # type: ignore[attr-defined]
+        return _raise_if_unknown(key, self._child(key), self._DictProxy__props_acc)  # type: ignore[attr-defined]
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        self._pending.discard(key)
+        super().__setitem__(key, value)
+
+
+class _LazyListProxy(_ListProxy):
+    def __init__(self, target: list[Any], props_acc: list[str]):
+        super().__init__(list(target), props_acc)
+        self._pending = {i for i, v in enumerate(target) if isinstance(v, (dict, list))}
+
+    def _child(self, index: int) -> Any:
+        target = self._ListProxy__target  # type: ignore[attr-defined]
+        position = index + len(target) if index < 0 else index
+        if position in self._pending:
+            self._pending.discard(position)
+            target[position] = _wrap(target[position], [*self._ListProxy__props_acc, str(position)])  # type: ignore[attr-defined]
+        return target[index]
+
+    def __getitem__(self, key: Any) -> Any:
+        target = self._ListProxy__target  # type: ignore[attr-defined]
+        if key == "__target" or isinstance(key, slice):
+            for pending in list(self._pending):
+                self._child(pending)
+            if key == "__target":
+                return target
+            return _raise_if_unknown(key, target[key], self._ListProxy__props_acc)  # type: ignore[attr-defined]
+        if isinstance(key, int) and -len(target) <= key < len(target):
+            return _raise_if_unknown(key, self._child(key), self._ListProxy__props_acc)  # type: ignore[attr-defined]
+        return _raise_if_unknown(key, target[key], self._ListProxy__props_acc)  # type: ignore[attr-defined]
 
 
 def evaluate(

@@ -74,7 +74,10 @@ def test_broken_manifests_give_the_same_findings_either_way(
 
 
 def _same_proxy(ours: Any, theirs: Any) -> None:
-    assert type(ours) is type(theirs)
+    for kind in (_DictProxy, _ListProxy):
+        assert isinstance(ours, kind) == isinstance(theirs, kind)
+    if not isinstance(theirs, (_DictProxy, _ListProxy)):
+        assert type(ours) is type(theirs)
     if isinstance(theirs, _DictProxy):
         assert ours._DictProxy__props_acc == theirs._DictProxy__props_acc  # type: ignore[attr-defined]
         assert list(ours["__target"]) == list(theirs["__target"])
@@ -114,3 +117,26 @@ def test_the_analyser_is_restored_after_a_run(plans: dict[str, Any]) -> None:
     gate.evaluate(plans["dev"], gate.load_policy_config("dev"))
     after = (policy_module.json_format, policy_module.deserialize_properties, policy_module.unknown_checking_proxy)
     assert after == before
+
+
+def test_lazy_proxies_read_like_pulumi_policys_and_never_write_to_the_shared_data() -> None:
+    from pulumi_policy.proxy import UNKNOWN_STRING_VALUE, UnknownValueError
+
+    data = {"a": [{"b": 1}, {"c": UNKNOWN_STRING_VALUE}, [2, 3]], "d": {"e": "f"}, "g": 4}
+    pristine = copy.deepcopy(data)
+    ours, theirs = gate._unknown_checking_proxy(data), unknown_checking_proxy(copy.deepcopy(data))
+    assert ours["a"] is ours["a"]  # a child is wrapped once
+    assert dict(ours["d"]) == dict(theirs["d"]) == {"e": "f"}
+    assert ours["a"][-1][1] == theirs["a"][-1][1] == 3
+    for proxy in (ours, theirs):
+        with pytest.raises(UnknownValueError) as caught:
+            _ = proxy["a"][-2]["c"]
+        assert caught.value.props == ["a", "1", "c"]
+        with pytest.raises(IndexError):
+            _ = proxy["a"][3]
+        assert list(proxy) == ["a", "d", "g"] and len(proxy["a"]) == 3
+    ours["d"] = {"raw": True}
+    assert ours["d"] == {"raw": True} and type(ours["d"]) is dict  # written values come back as written
+    ours["a"][0]["b"] = 99
+    assert data == pristine  # the deserialised data other policies share is untouched
+    _same_proxy(gate._unknown_checking_proxy(data), unknown_checking_proxy(data))
