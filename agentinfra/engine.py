@@ -205,7 +205,9 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
         return f"urn:pulumi:{stack}::{project}::{type_}::{name}"
 
     def RegisterResource(self, request: Any) -> Any:  # noqa: N802 (gRPC method name)
-        response = super().RegisterResource(request)
+        response = self._register_scalars(request) if FAST_REGISTER else None
+        if response is None:
+            response = super().RegisterResource(request)
         record = _record(request, response.urn)
         with self._lock:
             if request.type == STACK_TYPE:
@@ -213,11 +215,89 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
             self.records[response.urn] = record
         return response
 
+    def _register_scalars(self, request: Any) -> Any | None:
+        """``MockMonitor.RegisterResource`` for a request whose top-level inputs are scalars, lists of scalars,
+        plain objects or lists holding one; None for anything else (secrets, resource references, assets).
+
+        The SDK's monitor deserialises every input (objects included, rehydrating resource references), hands
+        them to the mocks, and serialises the state they return through a fresh event loop on its worker
+        thread: about 1 ms a resource. ``OfflineMocks`` keeps only scalar inputs, and a scalar's round trip is
+        the identity on the wire (an unknown comes back unknown, a null is dropped both ways), so for these
+        requests the state is built from the scalars directly and copied back as they came. Installed only
+        while ``record`` runs (``FAST_REGISTER``); ``tests/agentinfra/test_engine.py`` compares responses with
+        the SDK's on every registration of every shipped plan, in both modes.
+        """
+        from google.protobuf import struct_pb2
+        from pulumi.output import Unknown
+        from pulumi.runtime.proto import resource_pb2
+
+        if request.type == STACK_TYPE:
+            return None
+        inputs: dict[str, Any] = {}
+        wire: dict[str, Any] = {}
+        for key, value in request.object.fields.items():
+            kind = value.WhichOneof("kind")
+            if kind == "struct_value":
+                if _SIG_KEY in value.struct_value.fields:
+                    return None  # a secret, asset, archive, resource reference or output value
+                continue  # an object: deserialised to a dict, which the mocks drop
+            if kind == "list_value":
+                items, has_object = [], False
+                for item in value.list_value.values:
+                    item_kind = item.WhichOneof("kind")
+                    if item_kind == "struct_value" and _SIG_KEY not in item.struct_value.fields:
+                        has_object = True  # a list holding an object is an object: the mocks drop it
+                    elif item_kind in ("string_value", "number_value", "bool_value", "null_value"):
+                        items.append(_scalar(item, item_kind, Unknown))
+                    else:
+                        return None  # a secret or reference inside a list, or a nested list
+                if has_object:
+                    continue
+                inputs[key] = items
+            elif kind == "null_value":
+                continue  # deserialised to None, which the SDK treats as absent
+            elif kind in ("string_value", "number_value", "bool_value"):
+                inputs[key] = _scalar(value, kind, Unknown)
+            else:
+                return None
+            wire[key] = value
+        urn = self.make_urn(request.parent, request.type, request.name)
+        args = pulumi_mocks.MockResourceArgs(
+            typ=request.type,
+            name=request.name,
+            inputs=inputs,
+            provider=request.provider,
+            resource_id=request.importId,
+            custom=request.custom or False,
+        )
+        id_, state = self.mocks.new_resource(args)
+        obj = struct_pb2.Struct()
+        for key, value in state.items():
+            if key in wire and value is inputs[key]:
+                obj.fields[key].CopyFrom(wire[key])
+            elif isinstance(value, str):
+                obj.fields[key].string_value = value
+            else:
+                return None  # the mocks made up something else: let the SDK serialise it
+        self.resources[urn] = pulumi_mocks.MockMonitor.ResourceRegistration(urn, id_, state)  # type: ignore[arg-type]
+        return resource_pb2.RegisterResourceResponse(urn=urn, id=id_ or "", object=obj)
+
     def RegisterResourceOutputs(self, request: Any) -> Any:  # noqa: N802
         if request.urn == self.stack_urn:
             with self._lock:
                 self.stack_outputs = _plain(json_format.MessageToDict(request.outputs))
         return super().RegisterResourceOutputs(request)
+
+
+def _scalar(value: Any, kind: str | None, unknown: type) -> Any:
+    """A protobuf scalar as ``rpc.deserialize_property`` gives it in a preview (the unknown marker as Unknown)."""
+    if kind == "string_value":
+        return unknown() if value.string_value == _UNKNOWN else value.string_value
+    if kind == "number_value":
+        return value.number_value
+    if kind == "bool_value":
+        return value.bool_value
+    return None
 
 
 def _record(request: Any, urn: str) -> dict[str, Any]:
@@ -300,6 +380,9 @@ LINEAR_WAIT = True
 
 #: Whether ``record`` installs ``_stack_trace`` for the SDK's ``_get_stack_trace`` (tests compare both).
 FAST_STACK_TRACE = True
+
+#: Whether the recording monitor registers scalar-only requests itself (``_register_scalars``; tests compare).
+FAST_REGISTER = True
 
 _URIS: dict[str, str | None] = {}
 

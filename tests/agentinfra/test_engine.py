@@ -230,3 +230,45 @@ def test_fast_stack_trace_records_the_same_manifest(monkeypatch: pytest.MonkeyPa
     fast = mf.dumps(plan("staging"))
     monkeypatch.setattr(engine, "FAST_STACK_TRACE", False)
     assert mf.dumps(plan("staging")) == fast
+
+
+@pytest.mark.parametrize("placeholders", [False, True])
+def test_scalar_registrations_answer_exactly_as_the_sdks_mock_monitor(
+    monkeypatch: pytest.MonkeyPatch, placeholders: bool
+) -> None:
+    """Every registration of every shipped plan goes through both paths; responses must be byte-identical."""
+    from pulumi.runtime import mocks as pulumi_mocks
+
+    from agentinfra import engine
+    from agentinfra.engine import environments
+
+    outcomes: list[str] = []
+
+    def both(self: engine.RecordingMonitor, request: Any) -> Any:
+        ours = self._register_scalars(request)
+        theirs = pulumi_mocks.MockMonitor.RegisterResource(self, request)
+        if ours is None:
+            outcomes.append("sdk")
+        elif ours.SerializeToString(deterministic=True) == theirs.SerializeToString(deterministic=True):
+            outcomes.append("same")
+        else:  # never raise inside a registration: it stalls the plan; compare afterwards
+            outcomes.append(f"differs: {request.type} {request.name}")
+        theirs_record = engine._record(request, theirs.urn)
+        with self._lock:
+            self.records[theirs.urn] = theirs_record
+        return theirs
+
+    monkeypatch.setattr(engine.RecordingMonitor, "RegisterResource", both)
+    for env in environments():
+        plan(env, placeholders=placeholders)
+    differing = [o for o in outcomes if o.startswith("differs")]
+    assert not differing, differing[:5]
+    assert outcomes.count("same") > 0.95 * len(outcomes), f"{outcomes.count('sdk')} of {len(outcomes)} fell back"
+
+
+def test_scalar_registrations_record_the_same_manifests(monkeypatch: pytest.MonkeyPatch) -> None:
+    from agentinfra import engine
+
+    fast = [mf.dumps(plan(env, placeholders=p)) for env in ("dev", "prod") for p in (False, True)]
+    monkeypatch.setattr(engine, "FAST_REGISTER", False)
+    assert [mf.dumps(plan(env, placeholders=p)) for env in ("dev", "prod") for p in (False, True)] == fast
