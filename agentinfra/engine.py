@@ -2,9 +2,12 @@
 
 What it records is what the Pulumi engine passes to a policy pack: type, name, URN, parent, custom or
 component, camelCase inputs, provider reference, dependencies, property dependencies and options.
-This module is the only place that drives the SDK below its public surface (a recording subclass of
-``MockMonitor`` and the same ``run_in_stack`` entry point the language host uses); the tests pin that
-behaviour against the installed SDK version.
+This module is the only place that drives the SDK below its public surface: a recording subclass of
+``MockMonitor``, the same ``run_in_stack`` entry point the language host uses, and, only while ``record``
+runs, three equivalents for slow SDK internals (a linear ``wait_for_rpcs``, a stack trace that reads no
+source files, scalar registrations answered without the monitor's serialise round trip). Each has a switch
+(``LINEAR_WAIT``, ``FAST_STACK_TRACE``, ``FAST_REGISTER``) and a test comparing it with the SDK's own on
+every shipped plan, pinned to the installed SDK version.
 
 Two things a mock cannot know, by design:
 
