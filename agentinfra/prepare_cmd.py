@@ -43,7 +43,11 @@ def cmd_prepare(args: argparse.Namespace) -> int:
     try:
         count, problems = sdkload.prepare(PROVIDER_PACKAGES, directory, jobs=args.jobs)
     except OSError as exc:
-        print(f"agentinfra: error: cannot write the SDK bytecode cache {directory}: {exc.strerror}", file=sys.stderr)
+        print(
+            f"agentinfra: error: cannot write the SDK bytecode cache {directory}: {exc.strerror} "
+            f"(set {sdkload.DIR_ENV} to a writable directory, or run in a virtual environment you own)",
+            file=sys.stderr,
+        )
         return EXIT_INPUT
     for problem in problems:
         print(f"agentinfra: warning: not prepared (imported the ordinary way): {problem}", file=sys.stderr)
