@@ -12,6 +12,7 @@ versions.
 from __future__ import annotations
 
 import json
+import operator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -315,9 +316,13 @@ class _LazyListProxy(_ListProxy):
             if key == "__target":
                 return target
             return _raise_if_unknown(key, target[key], self._ListProxy__props_acc)  # type: ignore[attr-defined]
-        if isinstance(key, int) and -len(target) <= key < len(target):
-            return _raise_if_unknown(key, self._child(key), self._ListProxy__props_acc)  # type: ignore[attr-defined]
-        return _raise_if_unknown(key, target[key], self._ListProxy__props_acc)  # type: ignore[attr-defined]
+        try:
+            position = operator.index(key)  # ints, bools, numpy integers: whatever a list accepts
+        except TypeError:
+            return _raise_if_unknown(key, target[key], self._ListProxy__props_acc)  # type: ignore[attr-defined]
+        if -len(target) <= position < len(target):
+            return _raise_if_unknown(key, self._child(position), self._ListProxy__props_acc)  # type: ignore[attr-defined]
+        return _raise_if_unknown(key, target[position], self._ListProxy__props_acc)  # type: ignore[attr-defined]
 
 
 def evaluate(

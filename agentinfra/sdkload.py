@@ -21,6 +21,7 @@ installed only by the CLI, for ``pulumi_aws`` and ``pulumi_kubernetes``; the Pul
 from __future__ import annotations
 import __future__
 
+import _imp
 import importlib.abc
 import importlib.machinery
 import importlib.util
@@ -78,8 +79,8 @@ def read_cached(directory: Path, fullname: str, source: Path) -> Any | None:
 
 def compile_module(directory: Path, fullname: str, source: Path) -> None:
     """Compile one source file with postponed annotations and write it atomically (readers never see half)."""
+    mtime, size = _stamp(source)  # before reading, as CPython does: a file changed meanwhile is never current
     code = compile(source.read_bytes(), str(source), "exec", flags=_FLAGS, dont_inherit=True)
-    mtime, size = _stamp(source)
     target = _cache_file(directory, fullname)
     partial = target.with_name(f"{target.name}.{os.getpid()}.tmp")
     partial.write_bytes(_HEADER.pack(importlib.util.MAGIC_NUMBER, 0, mtime, size) + marshal.dumps(code))
@@ -98,6 +99,9 @@ class _PreparedLoader(importlib.machinery.SourceFileLoader):
         code = read_cached(self._directory, fullname, Path(self.path))
         if code is None:
             return super().get_code(fullname)
+        # As CPython's loader does for any .pyc: frames and tracebacks name this source file, even if the
+        # cache was written for a copy of the SDK elsewhere (a moved venv, a shared cache directory).
+        _imp._fix_co_filename(code, self.path)  # type: ignore[attr-defined]
         self.prepared = True
         return code
 
@@ -161,8 +165,8 @@ def _compile_one(job: tuple[str, str, str]) -> str | None:
     directory, fullname, source = job
     try:
         compile_module(Path(directory), fullname, Path(source))
-    except (OSError, SyntaxError, ValueError) as exc:
-        return f"{fullname}: {exc}"
+    except Exception as exc:  # noqa: BLE001 - one module that cannot be prepared is imported the ordinary way
+        return f"{fullname}: {type(exc).__name__}: {exc}"
     return None
 
 

@@ -1,7 +1,8 @@
 """YAML reading through libyaml's parser where PyYAML was built with it (about 8x faster), else PyYAML's own.
 
-Both are PyYAML's *safe* loaders with the same resolver, so they build the same objects; errors carry the
-same ``problem`` and ``problem_mark`` attributes.
+Both are PyYAML's *safe* loaders with the same resolver, so they build the same objects. Errors are
+``yaml.YAMLError`` either way, with ``problem`` and ``problem_mark``; libyaml words some problems differently
+and may mark a later position (an unclosed ``[`` is reported where the parser gave up, not where it opened).
 """
 
 from __future__ import annotations

@@ -140,3 +140,27 @@ def test_lazy_proxies_read_like_pulumi_policys_and_never_write_to_the_shared_dat
     ours["a"][0]["b"] = 99
     assert data == pristine  # the deserialised data other policies share is untouched
     _same_proxy(gate._unknown_checking_proxy(data), unknown_checking_proxy(data))
+
+
+def test_list_keys_that_are_not_plain_ints_read_like_pulumi_policys() -> None:
+    """A bool or any __index__ object indexes a list; the child keeps its numeric path and stays a proxy."""
+    from pulumi_policy.proxy import UNKNOWN_STRING_VALUE, UnknownValueError
+
+    class Index:
+        def __index__(self) -> int:
+            return 1
+
+    data = {"a": [{"x": 1}, {"y": UNKNOWN_STRING_VALUE}]}
+    pristine = copy.deepcopy(data)
+    for key in (True, Index()):
+        ours, theirs = gate._unknown_checking_proxy(data), unknown_checking_proxy(copy.deepcopy(data))
+        messages = []
+        for proxy in (ours, theirs):
+            child = proxy["a"][key]
+            assert isinstance(child, _DictProxy)
+            with pytest.raises(UnknownValueError) as caught:
+                _ = child["y"]
+            messages.append(caught.value.message)
+            child["y"] = "written"
+        assert messages[0] == messages[1] == "string value at .a.1.y can't be known during preview"
+    assert data == pristine

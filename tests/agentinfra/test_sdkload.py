@@ -146,3 +146,28 @@ def test_prepare_reports_an_unwritable_cache(
     monkeypatch.setenv(sdkload.DIR_ENV, str(blocker / "cache"))
     assert main(["prepare"]) == 2
     assert "cannot write the SDK bytecode cache" in capsys.readouterr().err
+
+
+def test_code_from_a_copy_of_the_sdk_names_this_source_file(tmp_path: Path) -> None:
+    """A cache written for one copy of a module (same mtime and size) loads with this copy's file name."""
+    import shutil
+
+    first, second = tmp_path / "a", tmp_path / "b"
+    first.mkdir()
+    source = _module(first)
+    shutil.copytree(first, second)  # copies mtimes too
+    sdkload.compile_module(tmp_path, "sample", source)
+    loader = sdkload._PreparedLoader("sample", str(second / "sample.py"), tmp_path)
+    code = loader.get_code("sample")
+    assert loader.prepared
+    assert code.co_filename == str(second / "sample.py")
+    nested = next(c for c in code.co_consts if hasattr(c, "co_filename"))
+    assert nested.co_filename == str(second / "sample.py")
+
+
+def test_a_module_that_cannot_be_compiled_is_reported_not_fatal(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.py"
+    bad.write_text("def broken(:\n")
+    problem = sdkload._compile_one((str(tmp_path), "pulumi_aws.bad", str(bad)))
+    assert problem is not None and problem.startswith("pulumi_aws.bad: SyntaxError")
+    assert not (tmp_path / "pulumi_aws.bad.pyc").exists()
