@@ -24,6 +24,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -741,14 +742,17 @@ def diff_all(
 #: engine is HEAD's, while ``stacks``, ``components`` and the policies resolve from the revision's tree
 #: (first on sys.path). argv: package dir, program root, output dir, environments...
 _PLAN_SCRIPT = """
-import importlib.util, sys
+import gc, importlib.util, sys
 from pathlib import Path
+gc.disable()  # a batch job, as in the CLI
 package, root, out, *envs = sys.argv[1:]
 spec = importlib.util.spec_from_file_location(
     "agentinfra", Path(package) / "__init__.py", submodule_search_locations=[package])
 module = importlib.util.module_from_spec(spec)
 sys.modules["agentinfra"] = module
 spec.loader.exec_module(module)
+from agentinfra import sdkload
+sdkload.install()
 from agentinfra import manifest as mf
 from agentinfra.engine import PlanError, plan
 for env in envs:
@@ -759,6 +763,9 @@ for env in envs:
         raise SystemExit(2)
     mf.write_atomic(Path(out) / f"{env}.json", mf.dumps(result))
 """
+
+
+_WORKTREE_LOCK = threading.Lock()
 
 
 def _git(repo: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -821,16 +828,18 @@ def plan_revision(rev: str, env_list: Iterable[str] | None, repo_root: Path) -> 
     repo_root = Path(repo_root).resolve()
     commit = resolve_revision(rev, repo_root)
     holder = Path(tempfile.mkdtemp(prefix="agentinfra-diff-"))
-    worktree = holder / "tree"
+    worktree = holder / holder.name  # git names the worktree after the directory: unique per call
     try:
-        added = _git(repo_root, "worktree", "add", "--detach", "--quiet", str(worktree), commit)
+        with _WORKTREE_LOCK:  # BASE and HEAD may be planned at once; git's worktree bookkeeping one at a time
+            added = _git(repo_root, "worktree", "add", "--detach", "--quiet", str(worktree), commit)
         if added.returncode != 0:
             raise RevisionError(f"git worktree add for {rev!r} failed: {added.stderr.strip()}")
         return plan_tree(worktree, env_list, label=f"revision {rev} ({commit[:12]})")
     finally:
-        if worktree.exists():
-            _git(repo_root, "worktree", "remove", "--force", str(worktree))
-        _git(repo_root, "worktree", "prune")
+        with _WORKTREE_LOCK:
+            if worktree.exists():
+                _git(repo_root, "worktree", "remove", "--force", str(worktree))
+            _git(repo_root, "worktree", "prune")
         shutil.rmtree(holder, ignore_errors=True)
 
 

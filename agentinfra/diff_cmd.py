@@ -72,8 +72,7 @@ def _run(args: argparse.Namespace) -> int:
         raise DiffUsageError(f"--limit: expected at least 500 characters, found {args.limit}")
     envs = [args.env] if args.env else None
     repo = _repo_root(args.repo)
-    before = _side("BASE", args.base, envs, repo)
-    after = _side("HEAD", args.head, envs, repo)
+    before, after = _both_sides(args.base, args.head, envs, repo)
     if args.env and args.env not in before and args.env not in after:
         raise DiffUsageError(f"--env: environment {args.env!r} is in neither BASE nor HEAD")
     gates = _gate(after) if args.policy else None
@@ -105,6 +104,27 @@ def _repo_root(given: Path | None) -> Path:
     if given is not None:
         raise DiffUsageError(f"--repo: {given} is not inside a git repository")
     return project_root()
+
+
+def _both_sides(base: str, head: str, envs: list[str] | None, repo: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    """BASE and HEAD manifests, planned at the same time when at most one side plans in this process.
+
+    A revision (or another checkout's working tree) is planned in a subprocess, so it can run on the other
+    core while this process plans or reads the other side. Errors are reported as if run in order: BASE's
+    first.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    from .engine import project_root
+
+    in_process = [v in WORKTREE_NAMES and repo == project_root() for v in (base, head)]
+    if all(in_process):
+        return _side("BASE", base, envs, repo), _side("HEAD", head, envs, repo)
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="agentinfra-diff") as pool:
+        futures = [pool.submit(_side, label, value, envs, repo) for label, value in (("BASE", base), ("HEAD", head))]
+        for future in futures:
+            future.exception()  # wait for both before raising, so no worktree is left mid-creation
+        return futures[0].result(), futures[1].result()
 
 
 def _side(label: str, value: str, envs: list[str] | None, repo: Path) -> dict[str, Any]:
