@@ -228,7 +228,7 @@ def test_fast_stack_trace_is_the_sdks_on_every_registration(monkeypatch: pytest.
 def test_scalar_registrations_answer_exactly_as_the_sdks_mock_monitor(
     monkeypatch: pytest.MonkeyPatch, placeholders: bool
 ) -> None:
-    """Every registration of every shipped plan goes through both paths; responses must be byte-identical."""
+    """Every registration of the shipped plans goes through both paths; responses must be byte-identical."""
     from pulumi.runtime import mocks as pulumi_mocks
 
     from agentinfra import engine
@@ -251,7 +251,9 @@ def test_scalar_registrations_answer_exactly_as_the_sdks_mock_monitor(
         return theirs
 
     monkeypatch.setattr(engine.RecordingMonitor, "RegisterResource", both)
-    for env in environments():
+    # Preview mode on every environment; placeholder mode (ids and ARNs added) on dev and prod, which between
+    # them hold every resource type the shipped environments use.
+    for env in environments() if not placeholders else ["dev", "prod"]:
         plan(env, placeholders=placeholders)
     differing = [o for o in outcomes if o.startswith("differs")]
     assert not differing, differing[:5]
