@@ -115,10 +115,7 @@ def _both_sides(base: str, head: str, envs: list[str] | None, repo: Path) -> tup
     """
     from concurrent.futures import ThreadPoolExecutor
 
-    from .engine import project_root
-
-    in_process = [v in WORKTREE_NAMES and repo == project_root() for v in (base, head)]
-    if all(in_process):
+    if _plans_here(base, repo) and _plans_here(head, repo):
         return _side("BASE", base, envs, repo), _side("HEAD", head, envs, repo)
     with ThreadPoolExecutor(max_workers=2, thread_name_prefix="agentinfra-diff") as pool:
         futures = [pool.submit(_side, label, value, envs, repo) for label, value in (("BASE", base), ("HEAD", head))]
@@ -127,13 +124,20 @@ def _both_sides(base: str, head: str, envs: list[str] | None, repo: Path) -> tup
         return futures[0].result(), futures[1].result()
 
 
+def _plans_here(value: str, repo: Path) -> bool:
+    """Whether BASE/HEAD ``value`` is planned in this process: this checkout's own working tree."""
+    from .engine import project_root
+
+    return value in WORKTREE_NAMES and repo == project_root()
+
+
 def _side(label: str, value: str, envs: list[str] | None, repo: Path) -> dict[str, Any]:
     """Manifests by environment for one of BASE/HEAD."""
     from . import diff as df
-    from .engine import environments, plan, project_root
+    from .engine import environments, plan
 
     if value in WORKTREE_NAMES:
-        if repo == project_root():
+        if _plans_here(value, repo):
             present = environments(repo)
             return {e: plan(e) for e in (envs if envs is not None else present) if e in present}
         return df.plan_tree(repo, envs, label=f"{label} (working tree {repo})")

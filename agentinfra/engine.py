@@ -27,8 +27,9 @@ import logging
 import runpy
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
@@ -250,7 +251,7 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
                     item_kind = item.WhichOneof("kind")
                     if item_kind == "struct_value" and _SIG_KEY not in item.struct_value.fields:
                         has_object = True  # a list holding an object is an object: the mocks drop it
-                    elif item_kind in ("string_value", "number_value", "bool_value", "null_value"):
+                    elif item_kind in _SCALAR_KINDS or item_kind == "null_value":
                         items.append(_scalar(item, item_kind, Unknown))
                     else:
                         return None  # a secret or reference inside a list, or a nested list
@@ -259,7 +260,7 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
                 inputs[key] = items
             elif kind == "null_value":
                 continue  # deserialised to None, which the SDK treats as absent
-            elif kind in ("string_value", "number_value", "bool_value"):
+            elif kind in _SCALAR_KINDS:
                 inputs[key] = _scalar(value, kind, Unknown)
             else:
                 return None
@@ -290,6 +291,10 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
             with self._lock:
                 self.stack_outputs = _plain(json_format.MessageToDict(request.outputs))
         return super().RegisterResourceOutputs(request)
+
+
+#: protobuf ``Value`` kinds that deserialise to a Python scalar (``null_value`` aside: it means absent).
+_SCALAR_KINDS = ("string_value", "number_value", "bool_value")
 
 
 def _scalar(value: Any, kind: str | None, unknown: type) -> Any:
@@ -376,6 +381,22 @@ async def _wait_for_rpcs_linear(await_all_outstanding_tasks: bool = True) -> Non
                     await task
         if len(rpc_manager.rpcs) == 0:
             break
+
+
+@contextmanager
+def patched(module: Any, replacements: dict[str, Any]) -> Iterator[None]:
+    """Module attributes replaced for the duration of the block, the originals restored however it ends.
+
+    How this module and ``gate`` install their equivalents of SDK internals, only while they run.
+    """
+    saved = {name: getattr(module, name) for name in replacements}
+    for name, value in replacements.items():
+        setattr(module, name, value)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            setattr(module, name, value)
 
 
 #: Whether ``record`` installs the linear wait (tests turn it off to compare with the SDK's own).
@@ -542,15 +563,11 @@ def record(
         )
         pulumi_settings.ROOT.set(None)
         set_all_config(dict(config or {}), list(secret_keys or []))
-        original_wait, original_trace = pulumi_stack.wait_for_rpcs, pulumi_resource._get_stack_trace
-        if LINEAR_WAIT:
-            pulumi_stack.wait_for_rpcs = _wait_for_rpcs_linear
-        if FAST_STACK_TRACE:
-            pulumi_resource._get_stack_trace = _stack_trace
-        try:
+        with (
+            patched(pulumi_stack, {"wait_for_rpcs": _wait_for_rpcs_linear} if LINEAR_WAIT else {}),
+            patched(pulumi_resource, {"_get_stack_trace": _stack_trace} if FAST_STACK_TRACE else {}),
+        ):
             loop.run_until_complete(run_in_stack(program))
-        finally:
-            pulumi_stack.wait_for_rpcs, pulumi_resource._get_stack_trace = original_wait, original_trace
     finally:
         _close_worker_loops(executor)
         loop.close()

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import operator
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,7 @@ from pulumi_policy import EnforcementLevel
 from pulumi_policy.policy import _PolicyAnalyzerServicer
 from pulumi_policy.proxy import _DictProxy, _ListProxy, _raise_if_unknown
 
-from .engine import PlanError, project_root
+from .engine import PlanError, patched, project_root
 
 _UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"
 _SIG_KEY = "4dabf18193072939515e22adb298388d"
@@ -177,6 +178,21 @@ def _options(resource: dict[str, Any]) -> Any:
     )
 
 
+class _IdentityMemo:
+    """Results remembered per object identity. Each object is kept alive with its result, so its id cannot be
+    reused by another object while the memo lives."""
+
+    def __init__(self) -> None:
+        self._seen: dict[int, tuple[Any, Any]] = {}
+
+    def get(self, obj: Any, compute: Callable[[Any], Any]) -> Any:
+        hit = self._seen.get(id(obj))
+        if hit is None or hit[0] is not obj:
+            hit = (obj, compute(obj))
+            self._seen[id(obj)] = hit
+        return hit[1]
+
+
 class _MemoizedJsonFormat:
     """``json_format`` for pulumi-policy's analyzer with ``MessageToDict`` remembered per message content.
 
@@ -188,20 +204,19 @@ class _MemoizedJsonFormat:
     def __init__(self, original: Any):
         self._original = original
         self._cache: dict[bytes, Any] = {}
-        self._by_object: dict[int, tuple[Any, Any]] = {}
+        self._by_object = _IdentityMemo()
 
     def MessageToDict(self, message: Any, *args: Any, **kwargs: Any) -> Any:  # noqa: N802 (protobuf's name)
         if args or kwargs:
             return self._original.MessageToDict(message, *args, **kwargs)
-        # protobuf hands out the same wrapper for a field while it is alive, and this keeps it alive: a hit by
-        # identity is the same message. Otherwise keyed by content (another request carrying the same Struct).
-        seen = self._by_object.get(id(message))
-        if seen is not None and seen[0] is message:
-            return seen[1]
+        # protobuf hands out the same wrapper for a field while it is alive: a hit by identity is the same
+        # message. Otherwise keyed by content (another request carrying the same Struct).
+        return self._by_object.get(message, self._by_content)
+
+    def _by_content(self, message: Any) -> Any:
         key = message.DESCRIPTOR.full_name.encode() + b"\0" + message.SerializeToString(deterministic=True)
         if key not in self._cache:
             self._cache[key] = self._original.MessageToDict(message)
-        self._by_object[id(message)] = (message, self._cache[key])
         return self._cache[key]
 
     def __getattr__(self, name: str) -> Any:
@@ -224,17 +239,13 @@ class _Accelerated:
 
         self._json_format = _MemoizedJsonFormat(json_format)
         self._deserialize = deserialize.deserialize_properties
-        self._deserialized: dict[int, tuple[Any, Any]] = {}
+        self._deserialized = _IdentityMemo()
 
     def deserialize_properties(self, props: dict[str, Any], proxy_secrets: bool = False) -> Any:
         if proxy_secrets:
             return self._deserialize(props, proxy_secrets)
-        # The dict comes from the MessageToDict memo, which keeps it alive: its id is stable for the run.
-        hit = self._deserialized.get(id(props))
-        if hit is None or hit[0] is not props:
-            hit = (props, self._deserialize(props))
-            self._deserialized[id(props)] = hit
-        return hit[1]
+        # The dict comes from the MessageToDict memo, so the same content arrives as the same dict.
+        return self._deserialized.get(props, self._deserialize)
 
     def call(self, servicer: Any, method: str, request: Any) -> Any:
         from pulumi_policy import policy as policy_module
@@ -244,14 +255,8 @@ class _Accelerated:
             "deserialize_properties": self.deserialize_properties,
             "unknown_checking_proxy": _unknown_checking_proxy,
         }
-        saved = {name: getattr(policy_module, name) for name in replacements}
-        for name, value in replacements.items():
-            setattr(policy_module, name, value)
-        try:
+        with patched(policy_module, replacements):
             return getattr(servicer, method)(request, None)
-        finally:
-            for name, value in saved.items():
-                setattr(policy_module, name, value)
 
 
 def _unknown_checking_proxy(props: dict[str, Any]) -> Any:
@@ -309,20 +314,18 @@ class _LazyListProxy(_ListProxy):
         return target[index]
 
     def __getitem__(self, key: Any) -> Any:
-        target = self._ListProxy__target  # type: ignore[attr-defined]
+        target, path = self._ListProxy__target, self._ListProxy__props_acc  # type: ignore[attr-defined]
         if key == "__target" or isinstance(key, slice):
             for pending in list(self._pending):
                 self._child(pending)
-            if key == "__target":
-                return target
-            return _raise_if_unknown(key, target[key], self._ListProxy__props_acc)  # type: ignore[attr-defined]
+            return target if key == "__target" else _raise_if_unknown(key, target[key], path)
         try:
             position = operator.index(key)  # ints, bools, numpy integers: whatever a list accepts
         except TypeError:
-            return _raise_if_unknown(key, target[key], self._ListProxy__props_acc)  # type: ignore[attr-defined]
+            return _raise_if_unknown(key, target[key], path)
         if -len(target) <= position < len(target):
-            return _raise_if_unknown(key, self._child(position), self._ListProxy__props_acc)  # type: ignore[attr-defined]
-        return _raise_if_unknown(key, target[position], self._ListProxy__props_acc)  # type: ignore[attr-defined]
+            return _raise_if_unknown(key, self._child(position), path)
+        return _raise_if_unknown(key, target[position], path)
 
 
 def evaluate(
@@ -337,9 +340,13 @@ def evaluate(
     by_name = {r.name: r for r in rules}
     resolved = _resolve_config(policy_config or {}, rules, source)
     policies = [r for r in rules if r.policy]
-    whole_pack = _PolicyAnalyzerServicer(
-        PACK_NAME, PACK_VERSION, [r.policy for r in policies if r.policy], EnforcementLevel.MANDATORY
-    )
+
+    def new_servicer(chosen: list[Rule]) -> Any:
+        return _PolicyAnalyzerServicer(
+            PACK_NAME, PACK_VERSION, [r.policy for r in chosen if r.policy], EnforcementLevel.MANDATORY
+        )
+
+    whole_pack = new_servicer(policies)
     configure = proto.ConfigureAnalyzerRequest(
         policyConfig={
             name: proto.PolicyConfig(
@@ -356,9 +363,7 @@ def evaluate(
         """A servicer holding ``chosen`` policies (in pack order), configured from the same file."""
         key = tuple(r.name for r in chosen)
         if key not in servicers:
-            servicer = _PolicyAnalyzerServicer(
-                PACK_NAME, PACK_VERSION, [r.policy for r in chosen if r.policy], EnforcementLevel.MANDATORY
-            )
+            servicer = new_servicer(chosen)
             servicer.Configure(configure, None)
             servicers[key] = servicer
         return servicers[key]

@@ -86,9 +86,8 @@ def preload() -> None:
 def map_environments(work: Callable[[str], T], environments: Sequence[str], jobs: int | None = None) -> list[T]:
     """``[work(env) for env in environments]``, in order, over ``jobs`` processes (default: one per environment)."""
     jobs = default_jobs(len(environments)) if jobs is None else jobs
-    if jobs <= 1 or len(environments) <= 1 or (os.cpu_count() or 1) <= 1:
-        return [work(env) for env in environments]
-    if "fork" not in multiprocessing.get_all_start_methods():
+    single_core = (os.cpu_count() or 1) <= 1
+    if jobs <= 1 or len(environments) <= 1 or single_core or "fork" not in multiprocessing.get_all_start_methods():
         return [work(env) for env in environments]
     preload()
     with multiprocessing.get_context("fork").Pool(processes=min(jobs, len(environments))) as pool:

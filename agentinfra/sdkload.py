@@ -176,11 +176,8 @@ def prepare(packages: Sequence[str], directory: Path | None = None, jobs: int | 
 
     directory = directory or cache_dir()
     directory.mkdir(parents=True, exist_ok=True)
-    jobs_list = [
-        (str(directory), fullname, str(source))
-        for fullname, source in modules_to_prepare(packages)
-        if fullname.partition(".")[0] in PACKAGES
-    ]
+    ours = [p for p in packages if p.partition(".")[0] in PACKAGES]  # the only ones the finder loads
+    jobs_list = [(str(directory), fullname, str(source)) for fullname, source in modules_to_prepare(ours)]
     workers = max(1, min(jobs or os.cpu_count() or 1, 8))
     if workers == 1 or "fork" not in multiprocessing.get_all_start_methods():
         results = [_compile_one(job) for job in jobs_list]
