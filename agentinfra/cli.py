@@ -158,7 +158,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 
     from . import manifest as mf
     from . import report
-    from .gate import evaluate, load_policy_config, policy_config_path
+    from .gate import checked_policy_config, evaluate, load_policy_config, policy_config_path
     from .parallel import map_environments
 
     if args.manifest:
@@ -176,14 +176,12 @@ def cmd_check(args: argparse.Namespace) -> int:
                 raise UsageError("--policy-config names one environment's file; it cannot be combined with --all")
             from .engine import plan
 
+            config = checked_policy_config(envs[0], args.policy_config)
             manifest = plan(envs[0])
-            pairs = [
-                (
-                    manifest,
-                    evaluate(manifest, load_policy_config(envs[0], args.policy_config), source=str(args.policy_config)),
-                )
-            ]
+            pairs = [(manifest, evaluate(manifest, config, source=str(args.policy_config)))]
         else:
+            for env in envs:  # a bad policy config fails before any environment is planned
+                checked_policy_config(env)
             pairs = map_environments(_check_environment, envs, args.jobs)
     manifests = [m for m, _ in pairs]
     results = [r for _, r in pairs]

@@ -111,6 +111,14 @@ def load_policy_config(environment: str, path: Path | None = None) -> dict[str, 
     return data
 
 
+def checked_policy_config(environment: str, path: Path | None = None) -> dict[str, Any]:
+    """``load_policy_config``, then checked against the pack, so a bad file is reported before anything is planned."""
+    path = path or policy_config_path(environment)
+    config = load_policy_config(environment, path)
+    _resolve_config(config, all_rules(), str(path))
+    return config
+
+
 def _resolve_config(config: dict[str, Any], rules: list[Rule], source: str) -> dict[str, tuple[str, dict]]:
     """Expand the file as the CLI does: ``all`` first, then per-policy entries. Returns level and settings."""
     names = {r.name for r in rules}

@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+import gc
 import json
 from typing import Any
 
 import pytest
+
+from agentinfra import parallel
+
+# The SDKs define tens of thousands of classes; import them once and move them out of the collector's sight,
+# as the CLI does, so in-process plans do not pay for full collections walking them over and over.
+parallel.preload()
+gc.freeze()
 
 
 @pytest.fixture(scope="session")

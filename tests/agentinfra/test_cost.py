@@ -18,13 +18,6 @@ from agentinfra.cost_cmd import register
 from agentinfra.resilience import ASG, NAT_GATEWAY, NODE_GROUP
 
 
-@pytest.fixture(scope="module")
-def plans() -> dict[str, dict[str, Any]]:
-    from agentinfra.engine import plan
-
-    return {env: json.loads(json.dumps(plan(env))) for env in ("dev", "prod")}
-
-
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
     parser = argparse.ArgumentParser(prog="agentinfra")
     register(parser.add_subparsers(dest="command"))

@@ -94,14 +94,42 @@ def test_an_advisory_violation_does_not_fail(plans: dict[str, Any], tmp_path: Pa
         ({"sg-no-open-ingress": {"publicPort": [443]}}, "sg-no-open-ingress: unknown setting(s) ['publicPort']"),
     ],
 )
-def test_bad_policy_config_exits_2_naming_the_key(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], config: dict[str, Any], fragment: str
+def test_bad_policy_config_exits_2_naming_the_key_before_planning(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    config: dict[str, Any],
+    fragment: str,
 ) -> None:
+    from agentinfra import engine
+
+    def no_plan(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError("planned before the policy config was checked")
+
+    monkeypatch.setattr(engine, "plan", no_plan)
     path = tmp_path / "bad.json"
     path.write_text(json.dumps(config))
     assert main(["check", "dev", "--policy-config", str(path)]) == EXIT_INPUT
     err = capsys.readouterr().err
     assert fragment in err and str(path) in err
+
+
+def test_a_bad_shipped_policy_config_fails_check_all_before_planning(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from agentinfra import engine, gate
+
+    def no_plan(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError("planned before the policy config was checked")
+
+    (tmp_path / "policies" / "config").mkdir(parents=True)
+    bad = tmp_path / "policies" / "config" / "staging.json"
+    bad.write_text(json.dumps({"kms-key-rotation": "blocking"}))
+    monkeypatch.setattr(engine, "plan", no_plan)
+    monkeypatch.setattr(gate, "project_root", lambda: tmp_path)
+    assert main(["check", "--all"]) == EXIT_INPUT
+    err = capsys.readouterr().err
+    assert "kms-key-rotation: expected one of" in err and str(bad) in err
 
 
 def test_malformed_policy_config_json(tmp_path: Path) -> None:

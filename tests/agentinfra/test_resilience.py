@@ -35,14 +35,14 @@ def _plan(env: str, config_path: Path | None = None) -> dict[str, Any]:
     return json.loads(json.dumps(plan(env, config_path=config_path)))
 
 
-@pytest.fixture(scope="module")
-def prod() -> dict[str, Any]:
-    return _plan("prod")
+@pytest.fixture
+def prod(plans: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    return plans["prod"]
 
 
-@pytest.fixture(scope="module")
-def dev() -> dict[str, Any]:
-    return _plan("dev")
+@pytest.fixture
+def dev(plans: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    return plans["dev"]
 
 
 @pytest.fixture(scope="module")

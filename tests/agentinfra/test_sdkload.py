@@ -16,26 +16,36 @@ from agentinfra.cli import EXIT_OK, main
 
 ROOT = Path(__file__).resolve().parents[2]
 
-_PLAN_ALL = """
-import json, sys
+_FRESH_PROCESS = """
+import json, sys, types
 from agentinfra import sdkload
 finder = sdkload.install()
-from agentinfra.engine import plan
+from agentinfra.parallel import PROVIDER_PACKAGES, preload
+preload()
+lazy = sorted(n for n in PROVIDER_PACKAGES if type(sys.modules.get(n)) is not types.ModuleType)
+from agentinfra.engine import environments, plan
 from agentinfra.manifest import dumps
-# dev and prod hold every resource type the shipped environments use (staging adds none).
-out = {env: dumps(plan(env)) for env in ("dev", "prod")}
+out = {env: dumps(plan(env)) for env in environments()}
 out["prod-placeholders"] = dumps(plan("prod", placeholders=True))
+loaded = sorted(
+    name for name, module in sys.modules.items()
+    if name.split(".")[0] in ("pulumi_aws", "pulumi_kubernetes", "pulumi_random")
+    and hasattr(module, "__path__") and type(module) is types.ModuleType
+)
 probe = ["pulumi_aws.wafv2._inputs", "pulumi_aws.ec2.outputs", "pulumi_kubernetes.core.v1._inputs", "pulumi_aws"]
 prepared = {name: getattr(sys.modules[name].__spec__.loader, "prepared", False) for name in probe}
-print(json.dumps({"installed": finder is not None, "prepared": prepared, "manifests": out}))
+print(json.dumps({
+    "installed": finder is not None, "prepared": prepared, "lazy_after_preload": lazy, "loaded_packages": loaded,
+    "manifests": out,
+}))
 """
 
 
-def _plan_all(*bytecode_dirs: Path) -> list[dict]:
-    """Run the planning script once per cache directory, all at once; the parsed outputs in order."""
+def _fresh_processes(*bytecode_dirs: Path) -> list[dict]:
+    """Preload and plan every shipped environment in a fresh process per cache directory, all at once."""
     procs = [
         subprocess.Popen(
-            [sys.executable, "-c", _PLAN_ALL],
+            [sys.executable, "-c", _FRESH_PROCESS],
             cwd=ROOT,
             env={**os.environ, sdkload.DIR_ENV: str(directory)},
             stdout=subprocess.PIPE,
@@ -77,14 +87,37 @@ def test_prepare_compiles_every_module_of_the_packages_the_program_uses(prepared
     assert not list(prepared_dir.glob("*.tmp"))
 
 
-def test_plans_are_identical_with_and_without_prepared_modules(prepared_dir: Path, tmp_path: Path) -> None:
-    prepared, plain = _plan_all(prepared_dir, tmp_path / "none")
+@pytest.fixture(scope="module")
+def fresh_runs(prepared_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict]:
+    """The same fresh-process script with the prepared SDK modules and without them (the ordinary import)."""
+    prepared, plain = _fresh_processes(prepared_dir, tmp_path_factory.mktemp("no-bytecode") / "none")
+    return {"prepared": prepared, "plain": plain}
+
+
+def test_plans_are_identical_with_and_without_prepared_modules(fresh_runs: dict[str, dict]) -> None:
+    prepared, plain = fresh_runs["prepared"], fresh_runs["plain"]
     assert prepared["installed"] and not plain["installed"]
     assert all(prepared["prepared"].values()), prepared["prepared"]
     assert not any(plain["prepared"].values())
-    assert set(prepared["manifests"]) == {"dev", "prod", "prod-placeholders"}
+    assert set(prepared["manifests"]) == {"dev", "staging", "prod", "prod-placeholders"}
     for name, manifest in plain["manifests"].items():
         assert prepared["manifests"][name] == manifest, name
+
+
+@pytest.mark.parametrize("run", ["prepared", "plain"])
+def test_preload_runs_the_lazily_imported_packages(fresh_runs: dict[str, dict], run: str) -> None:
+    assert fresh_runs[run]["lazy_after_preload"] == []
+
+
+@pytest.mark.parametrize("run", ["prepared", "plain"])
+def test_preloaded_packages_cover_every_provider_package_a_plan_imports(fresh_runs: dict[str, dict], run: str) -> None:
+    """Planning every shipped environment after preload() imports no provider package the parent missed."""
+    from agentinfra.parallel import PROVIDER_PACKAGES
+
+    # A listed package brings in its parents; the three top-level packages come with any of them.
+    covered = set(PROVIDER_PACKAGES) | {".".join(p.split(".")[:i]) for p in PROVIDER_PACKAGES for i in (1, 2)}
+    missing = sorted(set(fresh_runs[run]["loaded_packages"]) - covered)
+    assert not missing, f"add these to agentinfra.parallel.PROVIDER_PACKAGES: {missing}"
 
 
 def _module(tmp_path: Path, body: str = "def f(x: 'Missing[int]') -> list[int]: return [x]\n") -> Path:

@@ -33,10 +33,10 @@ Client = Callable[[str, str], Any]
 """boto3 client by (service, region), pointed at moto."""
 
 
-@pytest.fixture(scope="module")
-def manifest() -> dict[str, Any]:
-    """The prod plan, planned once for the module: what the builder creates and verify expects."""
-    return engine.plan(ENV)
+@pytest.fixture
+def manifest(plans: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """The prod plan (planned once for the session): what the builder creates and verify expects."""
+    return plans[ENV]
 
 
 @pytest.fixture(autouse=True)
