@@ -17,7 +17,7 @@ from typing import TypeVar
 T = TypeVar("T")
 
 #: Provider SDK packages a plan of the shipped environments imports (pulumi-aws and pulumi-kubernetes load
-#: them lazily, on first use). ``tests/agentinfra/test_parallel.py`` fails, naming the package, when a plan
+#: them lazily, on first use). ``tests/agentinfra/test_sdkload.py`` fails, naming the package, when a plan
 #: imports one that is missing here; a missing one is still imported by each worker, only slower.
 PROVIDER_PACKAGES = (
     "pulumi_aws.apigateway",
@@ -50,6 +50,42 @@ PROVIDER_PACKAGES = (
     "pulumi_random",
 )
 
+#: The resource classes the shipped program creates, by package. With prepared SDK modules (``sdkload``) a
+#: package loads each resource module on first use; these are loaded here, once, for every worker.
+#: ``tests/agentinfra/test_sdkload.py`` fails, naming the module, when a plan loads one that is missing here.
+PROVIDER_RESOURCES = {
+    "pulumi_aws": "Provider",
+    "pulumi_aws.apigateway": "Account ApiKey Authorizer BasePathMapping Deployment DomainName Integration "
+    "IntegrationResponse Method MethodResponse MethodSettings RequestValidator Resource RestApi Stage UsagePlan "
+    "UsagePlanKey VpcLink",
+    "pulumi_aws.athena": "Workgroup",
+    "pulumi_aws.autoscaling": "Group Policy Schedule",
+    "pulumi_aws.budgets": "Budget",
+    "pulumi_aws.cloudwatch": "CompositeAlarm Dashboard LogGroup MetricAlarm",
+    "pulumi_aws.cognito": "UserPool",
+    "pulumi_aws.ec2": "DefaultSecurityGroup Eip FlowLog InternetGateway LaunchTemplate NatGateway Route RouteTable "
+    "RouteTableAssociation SecurityGroup Subnet Vpc VpcEndpoint",
+    "pulumi_aws.eks": "Addon Cluster NodeGroup PodIdentityAssociation",
+    "pulumi_aws.elasticache": "ParameterGroup ReplicationGroup SubnetGroup",
+    "pulumi_aws.glue": "CatalogDatabase CatalogTable",
+    "pulumi_aws.iam": "InstanceProfile OpenIdConnectProvider Role RolePolicy RolePolicyAttachment",
+    "pulumi_aws.kms": "Alias Key",
+    "pulumi_aws.lb": "Listener LoadBalancer TargetGroup",
+    "pulumi_aws.rds": "Instance ParameterGroup SubnetGroup",
+    "pulumi_aws.s3": "Bucket BucketLifecycleConfiguration BucketLogging BucketOwnershipControls BucketPolicy "
+    "BucketPublicAccessBlock BucketReplicationConfig BucketServerSideEncryptionConfiguration BucketVersioning",
+    "pulumi_aws.secretsmanager": "Secret SecretVersion",
+    "pulumi_aws.sns": "Topic TopicPolicy TopicSubscription",
+    "pulumi_aws.sqs": "Queue QueuePolicy",
+    "pulumi_aws.vpc": "SecurityGroupIngressRule",
+    "pulumi_aws.wafv2": "WebAcl WebAclAssociation WebAclLoggingConfiguration",
+    "pulumi_kubernetes": "Provider",
+    "pulumi_kubernetes.apps.v1": "Deployment",
+    "pulumi_kubernetes.autoscaling.v2": "HorizontalPodAutoscaler",
+    "pulumi_kubernetes.core.v1": "ConfigMap Namespace Service ServiceAccount",
+    "pulumi_kubernetes.policy.v1": "PodDisruptionBudget",
+}
+
 #: Upper bound on worker processes when ``jobs`` is not given.
 MAX_DEFAULT_JOBS = 8
 
@@ -62,9 +98,9 @@ def default_jobs(count: int) -> int:
 def preload() -> None:
     """Import what a plan-and-check worker uses and read the shipped catalogs, so every worker inherits them.
 
-    That is the program, every provider package it uses (executing lazily imported modules), the engine, the
-    gate with the policy pack, the config-block parsers the engine calls, and the catalogs (read once per
-    process, then shared read-only).
+    That is the program, every provider package and resource class it uses (executing lazily imported modules),
+    the engine, the gate with the policy pack, the config-block parsers the engine calls, and the catalogs (read
+    once per process, then shared read-only).
     """
     import runpy  # noqa: F401 - the engine runs __main__.py through it
 
@@ -79,8 +115,14 @@ def preload() -> None:
     load_models()
     cost.load_prices()
     for name in PROVIDER_PACKAGES:
-        # A lazily imported module runs its body on the first attribute access.
-        getattr(importlib.import_module(name), "_agentinfra_preload", None)
+        parts = name.split(".")
+        for depth in range(1, len(parts) + 1):  # the package and its parents (pulumi_kubernetes.apps, ...)
+            # A lazily imported module runs its body on the first attribute access.
+            getattr(importlib.import_module(".".join(parts[:depth])), "_agentinfra_preload", None)
+    for name, classes in PROVIDER_RESOURCES.items():
+        package = importlib.import_module(name)
+        for class_name in classes.split():
+            getattr(package, class_name)
 
 
 def map_environments(work: Callable[[str], T], environments: Sequence[str], jobs: int | None = None) -> list[T]:

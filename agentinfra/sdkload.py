@@ -16,17 +16,27 @@ virtual environment (``<prefix>/var/cache/agentinfra``), one file per module, ea
 current file is imported the ordinary way, so a stale or missing cache only costs speed. The loader is
 installed only by the CLI, for ``pulumi_aws`` and ``pulumi_kubernetes``; the Pulumi CLI running the program
 (``pulumi up``) never sees it.
+
+A package's ``__init__`` is prepared one step further (``lazy_package``): its ``from .vpc import *`` lines, one
+per resource or function module (about 700 over the packages a plan uses, of which it touches about 90),
+become a module ``__getattr__`` that performs the same star import the first time one of that module's names
+is asked for. The package's other lines (``_enums``, ``_inputs``, ``outputs``, ...) run as written. A module
+is left eager when its exports could not be read as a literal ``__all__`` or share a name with anything else
+the package binds, so the order of the star imports can never matter. ``tests/agentinfra/test_sdkload.py``
+checks that every public name of every prepared package is the same object either way.
 """
 
 from __future__ import annotations
 import __future__
 
 import _imp
+import ast
 import importlib.abc
 import importlib.machinery
 import importlib.util
 import marshal
 import os
+import re
 import struct
 import sys
 from collections.abc import Iterator, Sequence
@@ -77,10 +87,125 @@ def read_cached(directory: Path, fullname: str, source: Path) -> Any | None:
         return None
 
 
+_ALL = re.compile(rb"^__all__ = (\[[^\]]*\]|\([^)]*\))\n", re.MULTILINE)
+
+
+def _literal_all(source: Path) -> list[str] | None:
+    """The module's ``__all__`` if it is set once, at the top level, to a literal list of strings, else None.
+
+    Read from the text (a full parse of every resource module would cost more than the laziness saves): the
+    file must mention ``__all__`` exactly once, in a ``__all__ = [...]`` line at column 0.
+    """
+    try:
+        text = source.read_bytes()
+    except OSError:
+        return None
+    found = _ALL.findall(text)
+    if len(found) != 1 or text.count(b"__all__") != 1:
+        return None
+    try:
+        value = ast.literal_eval(found[0].decode("utf-8"))
+    except (ValueError, SyntaxError, UnicodeDecodeError):
+        return None
+    if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+        return None
+    return list(value)
+
+
+def _star_module(node: ast.stmt) -> str | None:
+    """``m`` for a top-level ``from .m import *``, else None."""
+    if (
+        isinstance(node, ast.ImportFrom)
+        and node.level == 1
+        and node.module
+        and "." not in node.module
+        and [a.name for a in node.names] == ["*"]
+    ):
+        return node.module
+    return None
+
+
+def _bound_names(nodes: Sequence[ast.stmt]) -> set[str]:
+    """Every name the statements could bind in the module namespace (over-approximated: any stored name)."""
+    names: set[str] = set()
+    for node in nodes:
+        for sub in ast.walk(node):
+            if isinstance(sub, ast.Name) and isinstance(sub.ctx, ast.Store):
+                names.add(sub.id)
+            elif isinstance(sub, (ast.Import, ast.ImportFrom)):
+                names.update((a.asname or a.name).partition(".")[0] for a in sub.names if a.name != "*")
+            elif isinstance(sub, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                names.add(sub.name)
+            elif isinstance(sub, (ast.Global, ast.Nonlocal)):
+                names.update(sub.names)
+    return names
+
+
+_LAZY_GETATTR = """
+def __getattr__(name):
+    module = _agentinfra_lazy_owner.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+    submodule = importlib.import_module("." + module, __name__)
+    namespace = globals()
+    for exported in getattr(submodule, "__all__", _agentinfra_lazy_exports[module]):  # as `from .m import *`
+        namespace[exported] = getattr(submodule, exported)
+    return namespace[name]
+"""
+
+
+def lazy_package(tree: ast.Module, package_dir: Path) -> tuple[ast.Module, int]:
+    """The package ``__init__`` with its resource modules' star imports deferred; (tree, modules deferred).
+
+    A ``from .m import *`` is deferred when ``m.py`` is a plain module with a literal ``__all__`` and neither
+    its name nor any of its exports is bound by another line of the package or exported by another module,
+    and the package defines no ``__getattr__`` of its own. Everything else runs as written, in order.
+    """
+    stars = [(node, _star_module(node)) for node in tree.body]
+    exports: dict[str, list[str] | None] = {}
+    for _, module in stars:
+        if module is not None:
+            source = package_dir / f"{module}.py"
+            exports[module] = _literal_all(source) if source.is_file() else None
+    if None in exports.values() or "__getattr__" in _bound_names(tree.body):
+        return tree, 0  # some star import's names cannot be known here: leave the package as it is
+    # A name claimed twice (two modules, or a module and another line) would make the order matter: keep eager.
+    claims: dict[str, int] = {}
+    for module, names in exports.items():
+        for name in {module, *(names or [])}:
+            claims[name] = claims.get(name, 0) + 1
+    others = _bound_names([node for node, module in stars if module is None])
+    lazy = {
+        m
+        for m, names in exports.items()
+        if not m.startswith("_")
+        and (package_dir / f"{m}.py").is_file()
+        and all(claims[n] == 1 and n not in others for n in {m, *(names or [])})
+    }
+    if not lazy:
+        return tree, 0
+    body = [node for node, module in stars if module not in lazy]
+    table = {m: exports[m] for m in sorted(lazy)}
+    setup = ast.parse(
+        f"_agentinfra_lazy_exports = {table!r}\n"
+        "_agentinfra_lazy_owner = {n: m for m, ns in _agentinfra_lazy_exports.items() for n in (m, *ns)}\n"
+        + _LAZY_GETATTR
+    )
+    # Numbered after the package's last line, so no traceback points into the SDK's own lines.
+    ast.increment_lineno(setup, max((getattr(n, "end_lineno", 0) or 0) for n in tree.body) if tree.body else 0)
+    return ast.Module(body=[*body, *setup.body], type_ignores=tree.type_ignores), len(lazy)
+
+
 def compile_module(directory: Path, fullname: str, source: Path) -> None:
     """Compile one source file with postponed annotations and write it atomically (readers never see half)."""
     mtime, size = _stamp(source)  # before reading, as CPython does: a file changed meanwhile is never current
-    code = compile(source.read_bytes(), str(source), "exec", flags=_FLAGS, dont_inherit=True)
+    text = source.read_bytes()
+    if source.name == "__init__.py":
+        tree, _ = lazy_package(ast.parse(text, str(source)), source.parent)
+        code = compile(tree, str(source), "exec", flags=_FLAGS, dont_inherit=True)
+    else:
+        code = compile(text, str(source), "exec", flags=_FLAGS, dont_inherit=True)
     target = _cache_file(directory, fullname)
     partial = target.with_name(f"{target.name}.{os.getpid()}.tmp")
     partial.write_bytes(_HEADER.pack(importlib.util.MAGIC_NUMBER, 0, mtime, size) + marshal.dumps(code))

@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -16,38 +17,73 @@ from agentinfra.cli import EXIT_OK, main
 
 ROOT = Path(__file__).resolve().parents[2]
 
-_FRESH_PROCESS = """
-import json, sys, types
+_DESCRIBE = """
+import types
+
+PROVIDERS = ("pulumi_aws", "pulumi_kubernetes", "pulumi_random")
+
+
+def real_modules(sys_modules):
+    return {n for n, m in sys_modules.items() if n.split(".")[0] in PROVIDERS and type(m) is types.ModuleType}
+
+
+def describe(value):
+    \"\"\"What a package attribute is, without loading a lazily imported module.\"\"\"
+    if isinstance(value, types.ModuleType):
+        return "module " + object.__getattribute__(value, "__dict__").get("__name__", "?")
+    kind = f"{type(value).__module__}.{type(value).__qualname__}"
+    where = getattr(value, "__module__", None)
+    name = getattr(value, "__qualname__", None) or getattr(value, "__name__", None)
+    return f"{kind} {where}.{name}" if where and name else f"{kind} {value!r}"[:200]
+
+
+def public_names(sys_modules, packages):
+    return {p: sorted(n for n in vars(sys_modules[p]) if not n.startswith("__") and not n.startswith("_agentinfra"))
+            for p in packages}
+"""
+
+_FRESH_PROCESS = (
+    _DESCRIBE
+    + """
+import json, os, sys
 from agentinfra import sdkload
 finder = sdkload.install()
 from agentinfra.parallel import PROVIDER_PACKAGES, preload
 preload()
 lazy = sorted(n for n in PROVIDER_PACKAGES if type(sys.modules.get(n)) is not types.ModuleType)
+after_preload = real_modules(sys.modules)
 from agentinfra.engine import environments, plan
 from agentinfra.manifest import dumps
 out = {env: dumps(plan(env)) for env in environments()}
 out["prod-placeholders"] = dumps(plan("prod", placeholders=True))
+during_plans = sorted(real_modules(sys.modules) - after_preload)
 loaded = sorted(
     name for name, module in sys.modules.items()
-    if name.split(".")[0] in ("pulumi_aws", "pulumi_kubernetes", "pulumi_random")
-    and hasattr(module, "__path__") and type(module) is types.ModuleType
+    if name.split(".")[0] in PROVIDERS and hasattr(module, "__path__") and type(module) is types.ModuleType
 )
 probe = ["pulumi_aws.wafv2._inputs", "pulumi_aws.ec2.outputs", "pulumi_kubernetes.core.v1._inputs", "pulumi_aws"]
 prepared = {name: getattr(sys.modules[name].__spec__.loader, "prepared", False) for name in probe}
+# Every public name of the ordinary packages (listed by the test process), as this process sees it.
+expected = json.loads(open(os.environ["AGENTINFRA_TEST_NAMES"]).read())
+def look_up():
+    return {p: {n: describe(getattr(sys.modules[p], n, "<missing>")) for n in ns} for p, ns in expected.items()}
+names = look_up()
+names_again = look_up()  # after every module was loaded: nothing bound on the way may have replaced a name
 print(json.dumps({
     "installed": finder is not None, "prepared": prepared, "lazy_after_preload": lazy, "loaded_packages": loaded,
-    "manifests": out,
+    "loaded_during_plans": during_plans, "manifests": out, "names": names, "names_again": names_again,
 }))
 """
+)
 
 
-def _fresh_processes(*bytecode_dirs: Path) -> list[dict]:
+def _fresh_processes(names_file: Path, *bytecode_dirs: Path) -> list[dict]:
     """Preload and plan every shipped environment in a fresh process per cache directory, all at once."""
     procs = [
         subprocess.Popen(
             [sys.executable, "-c", _FRESH_PROCESS],
             cwd=ROOT,
-            env={**os.environ, sdkload.DIR_ENV: str(directory)},
+            env={**os.environ, sdkload.DIR_ENV: str(directory), "AGENTINFRA_TEST_NAMES": str(names_file)},
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -89,9 +125,23 @@ def test_prepare_compiles_every_module_of_the_packages_the_program_uses(prepared
 
 @pytest.fixture(scope="module")
 def fresh_runs(prepared_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict]:
-    """The same fresh-process script with the prepared SDK modules and without them (the ordinary import)."""
-    prepared, plain = _fresh_processes(prepared_dir, tmp_path_factory.mktemp("no-bytecode") / "none")
-    return {"prepared": prepared, "plain": plain}
+    """The same fresh-process script with the prepared SDK modules and without them (the ordinary import).
+
+    Both also describe every public name of every provider package as this (test) process sees it after an
+    ordinary import of all of them.
+    """
+    from agentinfra.parallel import PROVIDER_PACKAGES, preload
+
+    preload()  # ordinary imports here: the finder is only ever installed in the subprocesses and by prepare()
+    describe: dict = {}
+    exec(_DESCRIBE, describe)  # noqa: S102 - our own helper text, shared with the subprocesses
+    packages = sorted({*PROVIDER_PACKAGES, "pulumi_aws", "pulumi_kubernetes"})
+    names = describe["public_names"](sys.modules, packages)
+    here = {p: {n: describe["describe"](getattr(sys.modules[p], n)) for n in ns} for p, ns in names.items()}
+    names_file = tmp_path_factory.mktemp("names") / "names.json"
+    names_file.write_text(json.dumps(names))
+    prepared, plain = _fresh_processes(names_file, prepared_dir, tmp_path_factory.mktemp("no-bytecode") / "none")
+    return {"prepared": prepared, "plain": plain, "here": {"names": here}}
 
 
 def test_plans_are_identical_with_and_without_prepared_modules(fresh_runs: dict[str, dict]) -> None:
@@ -102,6 +152,33 @@ def test_plans_are_identical_with_and_without_prepared_modules(fresh_runs: dict[
     assert set(prepared["manifests"]) == {"dev", "staging", "prod", "prod-placeholders"}
     for name, manifest in plain["manifests"].items():
         assert prepared["manifests"][name] == manifest, name
+
+
+@pytest.mark.parametrize("run", ["prepared", "plain"])
+def test_every_public_name_of_every_package_is_the_same_object_either_way(fresh_runs: dict, run: str) -> None:
+    """Prepared packages load their resource modules on first use; each name still resolves to the same thing."""
+    here = fresh_runs["here"]["names"]
+    assert sum(len(ns) for ns in here.values()) > 5000
+    for key in ("names", "names_again"):
+        there = fresh_runs[run][key]
+        differing = [(p, n, d, there[p][n]) for p, ns in here.items() for n, d in ns.items() if there[p][n] != d]
+        assert not differing, (key, differing[:5])
+
+
+def test_prepared_packages_defer_their_resource_modules(prepared_dir: Path) -> None:
+    import ast
+
+    source = sdkload._package_dir("pulumi_aws.ec2") / "__init__.py"  # type: ignore[operator]
+    tree, deferred = sdkload.lazy_package(ast.parse(source.read_bytes()), source.parent)
+    assert deferred > 150
+    kept = [sdkload._star_module(n) for n in tree.body if sdkload._star_module(n)]
+    assert kept == ["_enums", "_inputs"]
+
+
+@pytest.mark.parametrize("run", ["prepared", "plain"])
+def test_preloaded_resource_classes_cover_every_resource_module_a_plan_loads(fresh_runs: dict, run: str) -> None:
+    loaded = fresh_runs[run]["loaded_during_plans"]
+    assert not loaded, f"add their classes to agentinfra.parallel.PROVIDER_RESOURCES: {loaded}"
 
 
 @pytest.mark.parametrize("run", ["prepared", "plain"])
@@ -204,3 +281,65 @@ def test_a_module_that_cannot_be_compiled_is_reported_not_fatal(tmp_path: Path) 
     problem = sdkload._compile_one((str(tmp_path), "pulumi_aws.bad", str(bad)))
     assert problem is not None and problem.startswith("pulumi_aws.bad: SyntaxError")
     assert not (tmp_path / "pulumi_aws.bad.pyc").exists()
+
+
+def _fake_package(tmp_path: Path, files: dict[str, str]) -> Any:
+    """Write a package, prepare its ``__init__`` and import it through the prepared loader."""
+    import importlib.util
+
+    name = f"lazyfake_{len(list(tmp_path.iterdir()))}"
+    package = tmp_path / name
+    package.mkdir()
+    for file, text in files.items():
+        (package / file).write_text(text)
+    cache = tmp_path / f"{name}-cache"
+    cache.mkdir()
+    init = package / "__init__.py"
+    sdkload.compile_module(cache, name, init)
+    loader = sdkload._PreparedLoader(name, str(init), cache)
+    spec = importlib.util.spec_from_file_location(name, init, loader=loader, submodule_search_locations=[str(package)])
+    assert spec is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    loader.exec_module(module)
+    assert loader.prepared
+    return module
+
+
+def test_a_deferred_star_import_binds_what_the_star_import_bound(tmp_path: Path) -> None:
+    pkg = _fake_package(
+        tmp_path,
+        {
+            "__init__.py": "from ._enums import *\nfrom .thing import *\nfrom .get_thing import *\n"
+            "from .clash import *\nfrom .other import *\nfrom . import helper\n",
+            "_enums.py": "__all__ = ['Colour']\nColour = 'enum'\n",
+            "thing.py": "__all__ = ['ThingArgs', 'Thing']\nclass ThingArgs: pass\nclass Thing: pass\n",
+            "get_thing.py": "__all__ = ['get_thing', 'get_thing_output']\ndef get_thing(): pass\n"
+            "def get_thing_output(): pass\n",
+            "clash.py": "__all__ = ['Shared', 'Clash']\nShared = 'from clash'\nClash = 1\n",
+            "other.py": "__all__ = ['Shared']\nShared = 'from other'\n",
+            "helper.py": "VALUE = 3\n",
+        },
+    )
+    name = pkg.__name__
+    assert f"{name}.thing" not in sys.modules and f"{name}.get_thing" not in sys.modules  # deferred
+    assert f"{name}.clash" in sys.modules and pkg.Shared == "from other"  # a shared name keeps both in order
+    assert pkg.Colour == "enum" and pkg.helper.VALUE == 3
+    assert pkg.get_thing_output.__name__ == "get_thing_output"
+    assert callable(pkg.get_thing) and pkg.get_thing.__name__ == "get_thing"  # the function, not the submodule
+    assert pkg.Thing.__name__ == "Thing" and pkg.ThingArgs.__module__ == f"{name}.thing"
+    assert pkg.thing is sys.modules[f"{name}.thing"]
+    with pytest.raises(AttributeError, match="has no attribute 'Nope'"):
+        pkg.Nope  # noqa: B018
+
+
+def test_a_package_whose_exports_cannot_be_read_is_left_as_written(tmp_path: Path) -> None:
+    pkg = _fake_package(
+        tmp_path,
+        {
+            "__init__.py": "from .thing import *\nfrom .dynamic import *\n",
+            "thing.py": "__all__ = ['Thing']\nclass Thing: pass\n",
+            "dynamic.py": "__all__ = ['A']\n__all__ += ['B']\nA = B = 1\n",
+        },
+    )
+    assert f"{pkg.__name__}.thing" in sys.modules and "__getattr__" not in vars(pkg)
