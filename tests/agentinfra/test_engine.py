@@ -279,3 +279,59 @@ def test_scalar_registrations_record_the_same_manifests(
 
     monkeypatch.setattr(engine, "FAST_REGISTER", False)
     assert {p: mf.dumps(plan("prod", placeholders=p)) for p in (False, True)} == prod_bytes
+
+
+def _clear_type_caches() -> None:
+    """Forget every class's type hints, so the next plan evaluates them again (through whichever path is on)."""
+    from pulumi import _types
+
+    from agentinfra import engine
+
+    for cached in (
+        _types._raw_return_hints,
+        _types._types_from_py_properties,
+        _types._required_property_names,
+        _types._wire_union_members,
+        engine._raw_return_hints,
+    ):
+        cached.cache_clear()
+    engine._HINTS_BY_ANNOTATIONS.clear()
+
+
+def test_fast_return_hints_are_the_sdks_for_every_class_of_the_shipped_plans(monkeypatch: pytest.MonkeyPatch) -> None:
+    from pulumi import _types
+
+    from agentinfra import engine
+
+    sdk = _types._raw_return_hints
+    classes: list[type] = []
+
+    def recording(cls: type) -> dict[str, Any]:
+        classes.append(cls)
+        return sdk(cls)
+
+    _clear_type_caches()
+    with monkeypatch.context() as patch:
+        patch.setattr(engine, "FAST_HINTS", False)
+        patch.setattr(_types, "_raw_return_hints", recording)
+        for env in ("dev", "prod"):  # every resource type the shipped environments use
+            plan(env, placeholders=True)
+    assert len(set(classes)) > 300
+    _clear_type_caches()
+    differing = []
+    for cls in dict.fromkeys(classes):  # in the order the plans met them, sharing the memo as a plan does
+        ours, theirs = engine._raw_return_hints(cls), sdk.__wrapped__(cls)
+        if ours != theirs or repr(ours) != repr(theirs):
+            differing.append(cls.__qualname__)
+    assert not differing, differing[:5]
+    assert len(engine._HINTS_BY_ANNOTATIONS) < sum(len(_types._py_properties(c)) for c in set(classes))  # shared
+
+
+def test_fast_return_hints_record_the_same_manifest(
+    monkeypatch: pytest.MonkeyPatch, prod_bytes: dict[bool, str]
+) -> None:
+    from agentinfra import engine
+
+    monkeypatch.setattr(engine, "FAST_HINTS", False)
+    _clear_type_caches()
+    assert mf.dumps(plan("prod")) == prod_bytes[False]
