@@ -388,18 +388,22 @@ async def _wait_for_rpcs_linear(await_all_outstanding_tasks: bool = True) -> Non
 
 @contextmanager
 def patched(module: Any, replacements: dict[str, Any]) -> Iterator[None]:
-    """Module attributes replaced for the duration of the block, the originals restored however it ends.
+    """Attributes of a module (or object) replaced for the duration of the block, restored however it ends.
 
     How this module and ``gate`` install their equivalents of SDK internals, only while they run.
     """
-    saved = {name: getattr(module, name) for name in replacements}
+    own = vars(module)
+    saved = {name: (name in own, getattr(module, name)) for name in replacements}
     for name, value in replacements.items():
         setattr(module, name, value)
     try:
         yield
     finally:
-        for name, value in saved.items():
-            setattr(module, name, value)
+        for name, (was_own, value) in saved.items():
+            if was_own:
+                setattr(module, name, value)
+            else:  # it came from the class (an object's method): remove the shadowing attribute again
+                delattr(module, name)
 
 
 #: Whether ``record`` installs the linear wait (tests turn it off to compare with the SDK's own).

@@ -23,7 +23,7 @@ from agentinfra_policies.pack import PACK_NAME, all_rules
 from google.protobuf import json_format, struct_pb2
 from pulumi.runtime import proto
 from pulumi_policy import EnforcementLevel
-from pulumi_policy.policy import _PolicyAnalyzerServicer
+from pulumi_policy.policy import PolicyResource, _PolicyAnalyzerServicer
 from pulumi_policy.proxy import _DictProxy, _ListProxy, _raise_if_unknown
 
 from .engine import PlanError, patched, project_root
@@ -263,8 +263,68 @@ class _Accelerated:
             "deserialize_properties": self.deserialize_properties,
             "unknown_checking_proxy": _unknown_checking_proxy,
         }
-        with patched(policy_module, replacements):
-            return getattr(servicer, method)(request, None)
+        if method != "AnalyzeStack":
+            with patched(policy_module, replacements):
+                return getattr(servicer, method)(request, None)
+        # AnalyzeStack builds every resource again for each stack policy (props, options, provider), though
+        # a policy reads those of the few types it checks: build each on first read instead.
+        replacements["unknown_checking_proxy"] = lambda props: _Deferred(_unknown_checking_proxy, props)
+        replacements["PolicyResource"] = _LazyPolicyResource
+        methods = {
+            "_get_resource_options": lambda request: _Deferred(type(servicer)._get_resource_options, servicer, request),
+            "_get_provider_resource": lambda request: _Deferred(self.provider_resource, request),
+        }
+        with patched(policy_module, replacements), patched(servicer, methods):
+            return servicer.AnalyzeStack(request, None)
+
+    def provider_resource(self, request: Any) -> Any:
+        """pulumi-policy's ``_get_provider_resource``, with the conversions remembered and its own proxy."""
+        from pulumi_policy.policy import PolicyProviderResource
+
+        if not request.HasField("provider"):
+            return None
+        provider = request.provider
+        props = self.deserialize_properties(self._json_format.MessageToDict(provider.properties))
+        return PolicyProviderResource(provider.type, _unknown_checking_proxy(props), provider.urn, provider.name)
+
+
+class _Deferred:
+    """A value to build on first read: ``make(*args)``."""
+
+    __slots__ = ("args", "make")
+
+    def __init__(self, make: Callable[..., Any], *args: Any):
+        self.make, self.args = make, args
+
+
+def _deferred_field(name: str) -> property:
+    def get(self: Any) -> Any:
+        value = self._fields[name]
+        if isinstance(value, _Deferred):
+            value = self._fields[name] = value.make(*value.args)
+        return value
+
+    def set_(self: Any, value: Any) -> None:
+        self._fields[name] = value
+
+    return property(get, set_)
+
+
+class _LazyPolicyResource(PolicyResource):
+    """pulumi-policy's ``PolicyResource`` whose ``props``, ``opts`` and ``provider`` are built on first read.
+
+    Each is built from the same request by the same functions the analyser would have called, once per
+    resource object, so every stack policy still gets its own proxies; ``test_gate_fast`` compares results
+    with the plain analyser's.
+    """
+
+    props = _deferred_field("props")
+    opts = _deferred_field("opts")
+    provider = _deferred_field("provider")
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        self._fields: dict[str, Any] = {}
+        super().__init__(*args, **kwargs)
 
 
 def _unknown_checking_proxy(props: dict[str, Any]) -> Any:
