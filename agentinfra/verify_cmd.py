@@ -17,11 +17,12 @@ import shutil
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from botocore import exceptions as boto_errors
-
-from .verify import AwsClients, Report, VerifyInputError, show
+# boto3/botocore and the verifier are imported when the command runs, not with the CLI: every other
+# command would pay ~0.1 s for them (tests/agentinfra/test_cli.py checks).
+if TYPE_CHECKING:
+    from .verify import AwsClients, Report
 
 # The codes of agentinfra.cli; not imported from there because cli imports this module.
 EXIT_OK, EXIT_FINDINGS, EXIT_INPUT = 0, 1, 2
@@ -53,7 +54,10 @@ def register(subparsers: Any) -> None:
 
 def cmd_verify(args: argparse.Namespace) -> int:
     """Handler: returns the exit status; bad input and AWS access problems are one line on stderr."""
+    from botocore import exceptions as boto_errors
+
     from .engine import PlanError
+    from .verify import AwsClients, VerifyInputError
 
     clients = AwsClients(endpoint_url=args.endpoint_url)
     try:
@@ -103,6 +107,8 @@ def _fail(message: str) -> int:
 
 def load_outputs(path: Path) -> dict[str, Any]:
     """Outputs saved with ``pulumi stack output --json --show-secrets > FILE``."""
+    from .verify import VerifyInputError
+
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -116,6 +122,8 @@ def load_outputs(path: Path) -> dict[str, Any]:
 
 def outputs_from_pulumi(environment: str, root: Path) -> dict[str, Any]:
     """The stack's outputs through the Automation API (needs the ``pulumi`` CLI and a logged-in backend)."""
+    from .verify import VerifyInputError
+
     if shutil.which("pulumi") is None:
         raise VerifyInputError(
             "no --outputs file and no `pulumi` CLI on PATH: where the CLI is, run `pulumi stack output -s "
@@ -135,6 +143,8 @@ def outputs_from_pulumi(environment: str, root: Path) -> dict[str, Any]:
 
 def check_markers(outputs: dict[str, Any], environment: str, project: str, source: str) -> None:
     """Refuse outputs that are not this project's stack ``environment``, naming what they are instead."""
+    from .verify import VerifyInputError
+
     found_project, found_stack = outputs.get("project"), outputs.get("stack")
     if found_project is None or found_stack is None:
         raise VerifyInputError(
@@ -157,6 +167,8 @@ def check_markers(outputs: dict[str, Any], environment: str, project: str, sourc
 
 def render(report: Report) -> str:
     """A head line, then violations, drift and what was not checked, each in its own table."""
+    from .verify import show
+
     status = "PASS" if report.passed else "FAIL"
     resources = sum(1 for service, _ in report.checked if service != "stack")
     lines = [

@@ -90,3 +90,24 @@ def test_unknown_subcommand_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as info:
         main(["deploy"])
     assert info.value.code == EXIT_INPUT
+
+
+def test_commands_other_than_verify_do_not_import_the_aws_sdk() -> None:
+    """boto3/botocore cost ~0.1 s to import; only `agentinfra verify` uses them."""
+    import subprocess
+    import sys
+
+    script = (
+        "import sys\n"
+        "from agentinfra.cli import build_parser, main\n"
+        "build_parser()\n"
+        "main(['plan', 'no-such-environment'])\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('boto3', 'botocore')))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.stdout.strip().splitlines()[-1] == "[]", done.stderr[-2000:]
