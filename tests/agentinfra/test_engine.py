@@ -335,3 +335,25 @@ def test_fast_return_hints_record_the_same_manifest(
     monkeypatch.setattr(engine, "FAST_HINTS", False)
     _clear_type_caches()
     assert mf.dumps(plan("prod")) == prod_bytes[False]
+
+
+def test_uvloop_and_asyncio_loops_record_the_same_manifests(
+    monkeypatch: pytest.MonkeyPatch, prod_bytes: dict[bool, str]
+) -> None:
+    from agentinfra import engine
+
+    assert engine._uvloop is not None, "uvloop is a dependency on this platform"
+    loops: list[str] = []
+    new_event_loop = engine._new_event_loop
+
+    def recording() -> Any:
+        loop = new_event_loop()
+        loops.append(type(loop).__module__.split(".")[0])
+        return loop
+
+    monkeypatch.setattr(engine, "_new_event_loop", recording)
+    monkeypatch.setattr(engine, "FAST_LOOP", False)
+    assert {p: mf.dumps(plan("prod", placeholders=p)) for p in (False, True)} == prod_bytes
+    monkeypatch.setattr(engine, "FAST_LOOP", True)  # the default, which prod_bytes was planned with
+    plan("dev")
+    assert loops == ["asyncio", "asyncio", "uvloop"]
