@@ -14,10 +14,12 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from .errors import InputError, report
+
 EXIT_OK, EXIT_VIOLATION, EXIT_INPUT, EXIT_INTERNAL = 0, 1, 2, 3
 
 
-class UsageError(Exception):
+class UsageError(InputError):
     """A bad combination of arguments: exit status 2."""
 
 
@@ -206,9 +208,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     import gc
     import logging
 
-    from .engine import PlanError
-    from .manifest import ManifestError
-
     # The program's warnings (pulumi.log.warn, e.g. a model pool's KV cache limits) reach here offline.
     logging.basicConfig(format="agentinfra: warning: %(message)s", level=logging.WARNING)
     args = build_parser().parse_args(argv)
@@ -221,9 +220,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     gc.disable()
     try:
         return handler(args)
-    except (PlanError, ManifestError, UsageError) as exc:
-        print(f"agentinfra: error: {exc}", file=sys.stderr)
-        return EXIT_INPUT
+    except InputError as exc:  # PlanError, ManifestError, UsageError, DiffInputError, ...
+        return report(exc)
     except KeyboardInterrupt:
         return 130
     except Exception:  # noqa: BLE001 - a bug: show everything needed to fix it

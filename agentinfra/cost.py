@@ -22,6 +22,7 @@ from typing import Any
 
 from agentinfra_policies.yamlio import safe_load
 
+from .errors import InputError
 from .resilience import (
     ASG,
     BUCKET,
@@ -87,7 +88,7 @@ class ServicePrice:
     note: str = ""
 
 
-class PriceError(Exception):
+class PriceError(InputError):
     """A price table that cannot be used: exit status 2."""
 
 

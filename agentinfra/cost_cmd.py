@@ -15,7 +15,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .resilience_cmd import InputError, config_block, load_plan, parse_block
+from .errors import reporting_input_errors
+from .resilience_cmd import config_block, load_plan, parse_block
 
 EXIT_OK, EXIT_INPUT = 0, 2
 
@@ -42,19 +43,8 @@ def register(subparsers: Any) -> None:
     parser.set_defaults(handler=cmd_cost)
 
 
+@reporting_input_errors
 def cmd_cost(args: argparse.Namespace) -> int:
-    from .cost import PriceError
-    from .engine import PlanError
-    from .manifest import ManifestError
-
-    try:
-        return _run(args)
-    except (InputError, PlanError, ManifestError, PriceError) as exc:
-        print(f"agentinfra: error: {exc}", file=sys.stderr)
-        return EXIT_INPUT
-
-
-def _run(args: argparse.Namespace) -> int:
     from . import cost
     from . import manifest as mf
 

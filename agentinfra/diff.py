@@ -34,6 +34,7 @@ from agentinfra_policies.yamlio import safe_load
 
 from . import manifest as mf
 from .engine import PlanError
+from .errors import InputError
 
 if TYPE_CHECKING:
     from .gate import GateResult
@@ -47,7 +48,7 @@ _TOKEN = re.compile(r"\[\*\]|\[\d+\]|[^.\[\]]+")
 _IDENT = re.compile(r"^[A-Za-z_$][A-Za-z0-9_$-]*$")
 
 
-class DiffInputError(ValueError):
+class DiffInputError(InputError, ValueError):
     """Input the diff cannot use (a bad revision, mismatched stacks): exit status 2, one message."""
 
 

@@ -18,11 +18,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from .errors import InputError, reporting_input_errors
+
 WORKTREE_NAMES = ("WORKTREE", ".")
 EXIT_OK, EXIT_FLAGGED, EXIT_INPUT = 0, 1, 2
 
 
-class DiffUsageError(Exception):
+class DiffUsageError(InputError):
     """A bad argument: exit status 2 with this message."""
 
 
@@ -51,20 +53,9 @@ def register(subparsers: Any) -> None:
     parser.set_defaults(handler=cmd_diff)
 
 
+@reporting_input_errors
 def cmd_diff(args: argparse.Namespace) -> int:
-    """Handler: returns the exit status; bad input is reported here as one line on stderr."""
-    from .diff import DiffInputError
-    from .engine import PlanError
-    from .manifest import ManifestError
-
-    try:
-        return _run(args)
-    except (DiffUsageError, DiffInputError, PlanError, ManifestError) as exc:
-        print(f"agentinfra: error: {exc}", file=sys.stderr)
-        return EXIT_INPUT
-
-
-def _run(args: argparse.Namespace) -> int:
+    """Handler: returns the exit status; bad input is reported as one line on stderr (exit 2)."""
     from . import diff as df
     from . import manifest as mf
 

@@ -51,6 +51,7 @@ from pulumi.runtime.stack import run_in_stack
 from stacks.reader import SettingsError
 from stacks.settings import NAMESPACE, PROJECT, TOP_LEVEL_KEYS
 
+from .errors import InputError
 from .manifest import MANIFEST_SCHEMA_VERSION, SECRET, UNKNOWN_MARK
 
 #: Pulumi's wire signatures (sdk/python/lib/pulumi/runtime/rpc.py).
@@ -61,10 +62,11 @@ _ASSET_SIG = "c44067f5952c0a294b673a41bacd8c17"
 _ARCHIVE_SIG = "0def7320c3a5731c473e5ecbe6d01bc7"
 _UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"
 
+
 STACK_TYPE = "pulumi:pulumi:Stack"
 
 
-class PlanError(Exception):
+class PlanError(InputError):
     """Bad input to a plan (missing or malformed config, invalid settings): exit status 2, no traceback."""
 
 

@@ -21,12 +21,14 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from .errors import InputError
+
 MANIFEST_SCHEMA_VERSION = 1
 UNKNOWN_MARK = {"$unknown": True}
 SECRET = {"$secret": "redacted"}
 
 
-class ManifestError(Exception):
+class ManifestError(InputError):
     """A manifest file that cannot be used: exit status 2."""
 
 

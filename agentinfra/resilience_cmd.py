@@ -20,15 +20,13 @@ from typing import Any, TypeVar
 import yaml
 from agentinfra_policies.yamlio import safe_load
 
+from .errors import InputError, reporting_input_errors
+
 # The codes of agentinfra.cli; not imported from there because cli imports this module.
 EXIT_OK, EXIT_MISSED, EXIT_INPUT = 0, 1, 2
 NAMESPACE = "agent-infra"
 
 T = TypeVar("T")
-
-
-class InputError(Exception):
-    """Bad input (a file, a key, an argument): exit status 2 with this one message."""
 
 
 def register(subparsers: Any) -> None:
@@ -53,18 +51,8 @@ def register(subparsers: Any) -> None:
     parser.set_defaults(handler=cmd_resilience)
 
 
+@reporting_input_errors
 def cmd_resilience(args: argparse.Namespace) -> int:
-    from .engine import PlanError
-    from .manifest import ManifestError
-
-    try:
-        return _run(args)
-    except (InputError, PlanError, ManifestError) as exc:
-        print(f"agentinfra: error: {exc}", file=sys.stderr)
-        return EXIT_INPUT
-
-
-def _run(args: argparse.Namespace) -> int:
     from . import manifest as mf
     from . import resilience as rs
 

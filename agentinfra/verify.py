@@ -28,6 +28,7 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 from botocore.parsers import ResponseParserError
 
+from .errors import InputError
 from .manifest import UNKNOWN_MARK, is_secret, is_unknown
 
 #: Error codes that mean the credentials themselves were refused: exit 2, not "not checked".
@@ -67,7 +68,7 @@ SQS_QUEUE = "aws:sqs/queue:Queue"
 LOCALSTACK_SWITCH = "AGENTINFRA_USE_LOCALSTACK"
 
 
-class VerifyInputError(Exception):
+class VerifyInputError(InputError):
     """Outputs, credentials or an endpoint that cannot be used: exit status 2 with this one message."""
 
 

@@ -111,3 +111,24 @@ def test_commands_other_than_verify_do_not_import_the_aws_sdk() -> None:
         timeout=120,
     )
     assert done.stdout.strip().splitlines()[-1] == "[]", done.stderr[-2000:]
+
+
+def test_every_input_error_is_reported_the_same_way(capsys: pytest.CaptureFixture[str]) -> None:
+    from agentinfra.cli import UsageError
+    from agentinfra.cost import PriceError
+    from agentinfra.diff import DiffInputError, RevisionError
+    from agentinfra.diff_cmd import DiffUsageError
+    from agentinfra.engine import PlanError
+    from agentinfra.errors import InputError, reporting_input_errors
+    from agentinfra.manifest import ManifestError
+    from agentinfra.verify import VerifyInputError
+
+    for kind in (UsageError, PriceError, DiffInputError, RevisionError, DiffUsageError, PlanError, ManifestError):
+        assert issubclass(kind, InputError), kind
+
+    @reporting_input_errors
+    def handler(args: object) -> int:
+        raise VerifyInputError("--outputs: no such file x.json")
+
+    assert handler(None) == EXIT_INPUT
+    assert capsys.readouterr().err == "agentinfra: error: --outputs: no such file x.json\n"
