@@ -22,3 +22,12 @@ def plans() -> dict[str, dict[str, Any]]:
     from agentinfra.engine import environments, plan
 
     return {env: json.loads(json.dumps(plan(env))) for env in environments()}
+
+
+#: Tests that take longest on a fresh checkout, started first so they run beside the rest instead of after it:
+#: mypy without its cache analyses the provider SDKs it type-checks our calls against (over a minute).
+SLOWEST_FIRST = ("tests/test_quality.py::test_mypy_is_clean",)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    items.sort(key=lambda item: item.nodeid not in SLOWEST_FIRST)  # stable: the rest keep their order
