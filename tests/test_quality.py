@@ -25,3 +25,19 @@ def test_ruff_is_clean() -> None:
 def test_mypy_is_clean() -> None:
     result = subprocess.run([sys.executable, "-m", "mypy", *SOURCES], cwd=ROOT, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_mypy_follows_every_provider_package_the_program_uses() -> None:
+    """Provider services mypy skips are Any to it; every one the program uses must be followed (pyproject)."""
+    import tomllib
+
+    from agentinfra.parallel import PROVIDER_PACKAGES
+
+    overrides = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["mypy"]["overrides"]
+    followed = {m for o in overrides if o.get("follow_imports") == "normal" for m in o["module"]}
+    skipped = {m for o in overrides if o.get("follow_imports") == "skip" for m in o["module"]}
+    assert skipped == {"pulumi_aws.*", "pulumi_kubernetes.*"}
+    under_skip = [p for p in PROVIDER_PACKAGES if p.split(".")[0] in ("pulumi_aws", "pulumi_kubernetes")]
+    missing = [p for p in under_skip if f"{p}.*" not in followed]
+    assert not missing, f"add to [[tool.mypy.overrides]] follow_imports = normal: {missing}"
+    assert {"pulumi_aws", "pulumi_aws.provider", "pulumi_kubernetes", "pulumi_kubernetes.provider"} <= followed
