@@ -8,12 +8,20 @@ from typing import Any
 
 import pytest
 
-from agentinfra import parallel
 
-# The SDKs define tens of thousands of classes; import them once and move them out of the collector's sight,
-# as the CLI does, so in-process plans do not pay for full collections walking them over and over.
-parallel.preload()
-gc.freeze()
+def pytest_configure(config: pytest.Config) -> None:
+    """Where tests run (an xdist worker, or a run without workers), preload the SDKs and freeze them.
+
+    They define tens of thousands of classes: imported once and moved out of the collector's sight, as the CLI
+    does, in-process plans do not pay for full collections walking them over and over. xdist's controller runs
+    no test, so it skips the few seconds of imports while its workers start.
+    """
+    if getattr(config, "workerinput", None) is None and config.getoption("numprocesses", default=None):
+        return
+    from agentinfra import parallel
+
+    parallel.preload()
+    gc.freeze()
 
 
 @pytest.fixture(scope="session")
