@@ -109,6 +109,7 @@ from . import iam
 from .aws_env import AwsEnvironment
 from .cluster_services import SYSTEM_SELECTOR
 from .kms_key import EncryptionKey, EncryptionKeyArgs
+from .kube import http_service
 from .log_group import encrypted_log_group
 from .naming import Naming
 from .validation import Checker
@@ -673,20 +674,7 @@ class ModelGateway(pulumi.ComponentResource):
             # The autoscaler owns the replica count after creation.
             opts=pulumi.ResourceOptions(parent=self, provider=args.provider, ignore_changes=["spec.replicas"]),
         )
-        k8s.core.v1.Service(
-            f"{name}-service",
-            k8s.core.v1.ServiceInitArgs(
-                metadata=meta,
-                spec=k8s.core.v1.ServiceSpecArgs(
-                    type="ClusterIP",
-                    selector={"app.kubernetes.io/name": APP},
-                    ports=[
-                        k8s.core.v1.ServicePortArgs(name="http", port=PORT, target_port="http", app_protocol="http")
-                    ],
-                ),
-            ),
-            opts=k8s_opts,
-        )
+        http_service(name, meta, APP, PORT, k8s_opts)
         k8s.policy.v1.PodDisruptionBudget(
             f"{name}-pdb",
             k8s.policy.v1.PodDisruptionBudgetInitArgs(

@@ -29,6 +29,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from .gpu_node_group import GPU_TAINT_KEY, POOL_LABEL
+from .kube import http_service
 from .validation import Checker
 
 QUANTIZATIONS = ("awq", "gptq", "fp8")
@@ -122,20 +123,7 @@ class ModelServer(pulumi.ComponentResource):
             # KEDA owns the replica count after creation.
             opts=pulumi.ResourceOptions(parent=self, provider=args.provider, ignore_changes=["spec.replicas"]),
         )
-        self.service = k8s.core.v1.Service(
-            f"{name}-service",
-            k8s.core.v1.ServiceInitArgs(
-                metadata=meta,
-                spec=k8s.core.v1.ServiceSpecArgs(
-                    type="ClusterIP",
-                    selector={"app.kubernetes.io/name": app},
-                    ports=[
-                        k8s.core.v1.ServicePortArgs(name="http", port=PORT, target_port="http", app_protocol="http")
-                    ],
-                ),
-            ),
-            opts=k8s_opts,
-        )
+        self.service = http_service(name, meta, app, PORT, k8s_opts)
         if args.min_replicas >= 2:
             k8s.policy.v1.PodDisruptionBudget(
                 f"{name}-pdb",
