@@ -22,6 +22,7 @@ Two things a mock cannot know, by design:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import hashlib
 import json
@@ -34,7 +35,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import FrameType
+from types import FrameType, ModuleType
 from typing import Any
 
 import yaml
@@ -430,20 +431,22 @@ except ImportError:  # not on Windows; asyncio's loop does the same, more slowly
     _uvloop = None
 
 
-def _new_event_loop() -> asyncio.AbstractEventLoop:
-    """The loop ``record`` runs the program on.
-
-    The mock runtime is asyncio callbacks and futures from end to end (about 40,000 callbacks for a prod
-    plan); uvloop schedules them about 20% faster. It changes only the loop ``record`` creates: the SDK's
-    own per-thread loops stay asyncio's. ``tests/agentinfra/test_engine.py`` requires the same manifests
-    from both loops.
-    """
-    if FAST_LOOP and _uvloop is not None:
-        return _uvloop.new_event_loop()
-    return asyncio.new_event_loop()
-
-
 _HINTS_BY_ANNOTATIONS: dict[Any, dict[str, Any]] = {}
+
+
+class _Same:
+    """A key part equal only to the very same object (kept alive with the key, so its id is not reused)."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: Any):
+        self.value = value
+
+    def __hash__(self) -> int:
+        return id(self.value)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _Same) and other.value is self.value
 
 
 def _type_hints(function: Any, modules: tuple[Any, ...], globalns: Any, localns: dict[str, Any]) -> dict[str, Any]:
@@ -456,11 +459,11 @@ def _type_hints(function: Any, modules: tuple[Any, ...], globalns: Any, localns:
     import typing
 
     annotations = getattr(function, "__annotations__", None)
-    try:
-        key = (modules, tuple(annotations.items()) if annotations else None, getattr(function, "__no_type_check__", 0))
-        hit = _HINTS_BY_ANNOTATIONS.get(key)
-    except TypeError:
-        return typing.get_type_hints(function, globalns=globalns, localns=localns)
+    # Strings (the prepared SDK) are compared by text; anything else by identity: typing calls Optional[X] and
+    # Union[None, X] equal, though the SDK reads their members in order.
+    items = tuple((k, v if isinstance(v, str) else _Same(v)) for k, v in annotations.items()) if annotations else None
+    key = (modules, items, getattr(function, "__no_type_check__", 0))
+    hit = _HINTS_BY_ANNOTATIONS.get(key)
     if hit is None:
         hit = _HINTS_BY_ANNOTATIONS[key] = typing.get_type_hints(function, globalns=globalns, localns=localns)
     return hit
@@ -473,7 +476,7 @@ def _raw_return_hints(cls: type) -> dict[str, Any]:
     The SDK evaluates every property getter's return annotation with ``typing.get_type_hints`` the first time
     it meets a class (about 3,300 evaluations in a prod plan, from 1,400 distinct annotation/module pairs):
     the largest cost of a worker's first plan. This is its loop, with the evaluation shared between classes
-    whose annotations and modules are the same. Installed only while ``record`` runs;
+    whose annotations and modules are the same (cleared for every plan). Installed only while ``record`` runs;
     ``tests/agentinfra/test_engine.py`` compares it with the SDK's for every class of the shipped plans.
     """
     from pulumi import Output
@@ -624,19 +627,109 @@ def record(
 ) -> dict[str, Any]:
     """Run ``program`` as a Pulumi program in a fresh event loop with fresh mocks; return its manifest.
 
-    Nothing leaks between calls: each gets its own loop, monitor, settings, root stack and config.
+    Nothing leaks between calls: each gets its own loop, monitor, settings, root stack and config. On uvloop
+    (``FAST_LOOP``) a program that waits synchronously on an output (the SDK's ``_sync_await``: a provider
+    function call, ``Output.json_dumps`` meeting a nested output) cannot run, because the SDK pumps the loop
+    through asyncio's internals; such a plan is run again from the start on asyncio's loop, and only the
+    messages of the run that counts are shown.
     """
+    args = (program, stack, config, secret_keys, placeholders)
+    if FAST_LOOP and _uvloop is not None:
+        attempt = _UvloopAttempt()
+        try:
+            monitor = _run_program(*args, attempt)
+        except BaseException:
+            if not attempt.waited_synchronously:
+                attempt.replay()
+                raise
+        else:
+            if not attempt.waited_synchronously:
+                attempt.replay()
+                return _manifest(monitor, stack, placeholders)
+    return _manifest(_run_program(*args, None), stack, placeholders)
+
+
+class _UvloopAttempt:
+    """A run on uvloop: holds its messages back until it is known to count, notes a synchronous wait."""
+
+    def __init__(self) -> None:
+        self.waited_synchronously = False
+        self.records: list[logging.LogRecord] = []
+        self.loop_errors: list[dict[str, Any]] = []
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.logger = logging.Logger(_PROGRAM_LOGGER)  # not registered: its records go only to `records`
+        self.logger.addHandler(_Collect(self.records))
+
+    def replay(self) -> None:
+        """Show the held messages as the run would have shown them."""
+        logger = logging.getLogger(_PROGRAM_LOGGER)
+        for record in self.records:
+            if logger.isEnabledFor(record.levelno):
+                logger.handle(record)
+        for context in self.loop_errors:
+            if self.loop is not None:
+                self.loop.default_exception_handler(context)
+
+    def sync_await(self, original: Callable[[Any], Any]) -> Callable[[Any], Any]:
+        """The SDK's ``_sync_await``, refusing (and noting) a wait on uvloop's loop."""
+        from pulumi.runtime.sync_await import _ensure_event_loop
+
+        def waiting(awaitable: Any) -> Any:
+            if isinstance(_ensure_event_loop(), _uvloop.Loop):
+                self.waited_synchronously = True
+                if asyncio.iscoroutine(awaitable):
+                    awaitable.close()
+                raise RuntimeError("a synchronous wait cannot run on uvloop; planning again on asyncio's loop")
+            return original(awaitable)
+
+        return waiting
+
+
+class _Collect(logging.Handler):
+    def __init__(self, records: list[logging.LogRecord]):
+        super().__init__()
+        self.records = records
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+_PROGRAM_LOGGER = "agentinfra.program"
+
+
+def _sync_await_holders(original: Any) -> list[Any]:
+    """Every loaded module holding the SDK's ``_sync_await`` by name (the SDK and each provider's utilities)."""
+    # Only plain modules: reading an attribute of a lazily imported one (pulumi_aws.<service>) would import it.
+    return [m for m in list(sys.modules.values()) if type(m) is ModuleType and vars(m).get("_sync_await") is original]
+
+
+def _run_program(
+    program: Callable[[], None],
+    stack: str,
+    config: dict[str, str] | None,
+    secret_keys: list[str] | None,
+    placeholders: bool,
+    attempt: _UvloopAttempt | None,
+) -> RecordingMonitor:
+    from pulumi.runtime import sync_await
+
+    _HINTS_BY_ANNOTATIONS.clear()  # remembered within one plan, where no module changes
     monitor = RecordingMonitor(OfflineMocks(placeholders))
-    loop = _new_event_loop()
+    loop = _uvloop.new_event_loop() if attempt is not None else asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     executor = ThreadPoolExecutor(max_workers=_WORKERS, thread_name_prefix="agentinfra-monitor")
     loop.set_default_executor(executor)
+    holders: list[Any] = []
+    if attempt is not None:
+        attempt.loop = loop
+        loop.set_exception_handler(lambda _, context: attempt.loop_errors.append(context))
+        holders = _sync_await_holders(sync_await._sync_await)
     try:
         pulumi_settings.configure(
             pulumi_mocks.MockSettings(
                 monitor=monitor,
                 monitor_features=set(monitor.GetDeploymentInfo(None).supportedFeatures),
-                engine=pulumi_mocks.MockEngine(logging.getLogger("agentinfra.program")),
+                engine=pulumi_mocks.MockEngine(attempt.logger if attempt else logging.getLogger(_PROGRAM_LOGGER)),
                 project=PROJECT,
                 stack=stack,
                 dry_run=True,
@@ -646,17 +739,24 @@ def record(
         )
         pulumi_settings.ROOT.set(None)
         set_all_config(dict(config or {}), list(secret_keys or []))
+        waiting = {"_sync_await": attempt.sync_await(sync_await._sync_await)} if attempt else {}
         with (
             patched(pulumi_stack, {"wait_for_rpcs": _wait_for_rpcs_linear} if LINEAR_WAIT else {}),
             patched(pulumi_resource, {"_get_stack_trace": _stack_trace} if FAST_STACK_TRACE else {}),
             patched(pulumi_types, {"_raw_return_hints": _raw_return_hints} if FAST_HINTS else {}),
+            contextlib.ExitStack() as holding,
         ):
+            for module in holders:
+                holding.enter_context(patched(module, waiting))
             loop.run_until_complete(run_in_stack(program))
     finally:
         _close_worker_loops(executor)
         loop.close()
         asyncio.set_event_loop(None)
+    return monitor
 
+
+def _manifest(monitor: RecordingMonitor, stack: str, placeholders: bool) -> dict[str, Any]:
     return {
         "schemaVersion": MANIFEST_SCHEMA_VERSION,
         "project": PROJECT,

@@ -315,7 +315,7 @@ class _LazyPolicyResource(PolicyResource):
 
     Each is built from the same request by the same functions the analyser would have called, once per
     resource object, so every stack policy still gets its own proxies; ``test_gate_fast`` compares results
-    with the plain analyser's.
+    with the plain analyser's. Copies and pickles carry the built values; ``vars()`` does not list the three.
     """
 
     props = _deferred_field("props")
@@ -325,6 +325,17 @@ class _LazyPolicyResource(PolicyResource):
     def __init__(self, *args: Any, **kwargs: Any):
         self._fields: dict[str, Any] = {}
         super().__init__(*args, **kwargs)
+
+    def __getstate__(self) -> dict[str, Any]:
+        """What ``copy`` and ``pickle`` see: the plain attributes of a ``PolicyResource``, each one built."""
+        state = {k: v for k, v in vars(self).items() if k != "_fields"}
+        state.update(props=self.props, opts=self.opts, provider=self.provider)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self._fields = {}
+        for name, value in state.items():
+            setattr(self, name, value)
 
 
 def _unknown_checking_proxy(props: dict[str, Any]) -> Any:

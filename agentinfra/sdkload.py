@@ -18,12 +18,16 @@ installed only by the CLI, for ``pulumi_aws`` and ``pulumi_kubernetes``; the Pul
 (``pulumi up``) never sees it.
 
 A package's ``__init__`` is prepared one step further (``lazy_package``): its ``from .vpc import *`` lines, one
-per resource or function module (about 700 over the packages a plan uses, of which it touches about 90),
-become a module ``__getattr__`` that performs the same star import the first time one of that module's names
-is asked for. The package's other lines (``_enums``, ``_inputs``, ``outputs``, ...) run as written. A module
-is left eager when its exports could not be read as a literal ``__all__`` or share a name with anything else
-the package binds, so the order of the star imports can never matter. ``tests/agentinfra/test_sdkload.py``
-checks that every public name of every prepared package is the same object either way.
+per resource module (about 420 over the packages a plan uses, of which it touches about 90), become a module
+``__getattr__`` that performs the same star import the first time one of that module's names is asked for
+(``dir()`` lists them, ``from package import *`` loads them all). The package's other lines (``_enums``,
+``_inputs``, ``outputs``, ...) run as written. A module stays eager when its exports are not a literal
+``__all__``, when it exports its own name (``get_vpc.py``, pulumi-kubernetes' ``Deployment.py``: importing it
+directly would bind the package attribute to the module), or when it shares a name with anything else the
+package binds, so the order of the star imports never matters. Each prepared ``__init__`` also records its
+directory's mtime: a package whose files were added, removed or replaced since runs every star import as
+written. ``tests/agentinfra/test_sdkload.py`` checks that every public name of every prepared package is the
+same object either way.
 """
 
 from __future__ import annotations
@@ -142,16 +146,38 @@ def _bound_names(nodes: Sequence[ast.stmt]) -> set[str]:
 
 
 _LAZY_GETATTR = """
-def __getattr__(name):
-    module = _agentinfra_lazy_owner.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+def _agentinfra_star_import(module):
     import importlib
     submodule = importlib.import_module("." + module, __name__)
     namespace = globals()
     for exported in getattr(submodule, "__all__", _agentinfra_lazy_exports[module]):  # as `from .m import *`
         namespace[exported] = getattr(submodule, exported)
-    return namespace[name]
+    _agentinfra_lazy_exports.pop(module, None)
+
+
+def __getattr__(name):
+    if name == "__all__":  # `from package import *` asks first: load everything, then let it list __dict__
+        for module in list(_agentinfra_lazy_exports):
+            _agentinfra_star_import(module)
+        raise AttributeError(name)
+    module = _agentinfra_lazy_owner.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    if module in _agentinfra_lazy_exports:
+        _agentinfra_star_import(module)
+    return globals()[name]
+
+
+def __dir__():
+    return sorted({*globals(), *_agentinfra_lazy_owner})
+
+
+import os as _agentinfra_os
+if _agentinfra_os.stat(__path__[0]).st_mtime_ns != _agentinfra_lazy_stamp:
+    # Files were added, removed or replaced since `agentinfra prepare`: the table may be stale, so run every
+    # deferred star import now, as the package itself would.
+    for _agentinfra_module in list(_agentinfra_lazy_exports):
+        _agentinfra_star_import(_agentinfra_module)
 """
 
 
@@ -181,14 +207,18 @@ def lazy_package(tree: ast.Module, package_dir: Path) -> tuple[ast.Module, int]:
         for m, names in exports.items()
         if not m.startswith("_")
         and (package_dir / f"{m}.py").is_file()
+        # A module exporting its own name (pulumi-kubernetes' Deployment.py, pulumi-aws' get_vpc.py) stays
+        # eager: importing it directly would bind the package attribute to the module, shadowing the export.
+        and m not in (names or [])
         and all(claims[n] == 1 and n not in others for n in {m, *(names or [])})
     }
     if not lazy:
         return tree, 0
     body = [node for node, module in stars if module not in lazy]
-    table = {m: exports[m] for m in sorted(lazy)}
+    table = {m: exports[m] for m in exports if m in lazy}  # in the package's order
     setup = ast.parse(
         f"_agentinfra_lazy_exports = {table!r}\n"
+        f"_agentinfra_lazy_stamp = {package_dir.stat().st_mtime_ns}\n"
         "_agentinfra_lazy_owner = {n: m for m, ns in _agentinfra_lazy_exports.items() for n in (m, *ns)}\n"
         + _LAZY_GETATTR
     )

@@ -344,16 +344,90 @@ def test_uvloop_and_asyncio_loops_record_the_same_manifests(
 
     assert engine._uvloop is not None, "uvloop is a dependency on this platform"
     loops: list[str] = []
-    new_event_loop = engine._new_event_loop
+    inner = engine._run_program
 
-    def recording() -> Any:
-        loop = new_event_loop()
-        loops.append(type(loop).__module__.split(".")[0])
-        return loop
+    def recording(*args: Any) -> Any:
+        loops.append("asyncio" if args[-1] is None else "uvloop")
+        return inner(*args)
 
-    monkeypatch.setattr(engine, "_new_event_loop", recording)
+    monkeypatch.setattr(engine, "_run_program", recording)
     monkeypatch.setattr(engine, "FAST_LOOP", False)
     assert {p: mf.dumps(plan("prod", placeholders=p)) for p in (False, True)} == prod_bytes
     monkeypatch.setattr(engine, "FAST_LOOP", True)  # the default, which prod_bytes was planned with
     plan("dev")
     assert loops == ["asyncio", "asyncio", "uvloop"]
+
+
+SYNC_WAIT_PROGRAM = """
+import json
+
+import pulumi
+import pulumi_aws as aws
+
+
+class Holder:
+    def __init__(self, value):
+        self.value = value
+
+
+class Encoder(json.JSONEncoder):
+    def default(self, o):
+        return o.__dict__ if isinstance(o, Holder) else super().default(o)
+
+
+pulumi.log.warn("from the program")
+# json_dumps meets an output inside an object it cannot lift: the SDK waits for it synchronously.
+doc = pulumi.Output.json_dumps(Holder(pulumi.Output.from_input("a")), cls=Encoder)
+aws.ssm.Parameter("p", type="String", value=doc)
+pulumi.export("doc", doc)
+"""
+
+
+def test_a_program_that_waits_synchronously_is_planned_again_on_asyncios_loop(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from agentinfra import engine
+
+    (tmp_path / "__main__.py").write_text(SYNC_WAIT_PROGRAM)
+    (tmp_path / "config").mkdir()
+    write_config(tmp_path / "config" / "Pulumi.dev.yaml", {"aws:region": "eu-west-1"})
+    loops: list[str] = []
+    inner = engine._run_program
+
+    def recording(*args: Any) -> Any:
+        loops.append("asyncio" if args[-1] is None else "uvloop")
+        return inner(*args)
+
+    monkeypatch.setattr(engine, "_run_program", recording)
+    with caplog.at_level("WARNING"):
+        fast = plan("dev", root=tmp_path)
+    assert loops == ["uvloop", "asyncio"]
+    assert fast["outputs"]["doc"] == '{"value": "a"}'
+    # Only the run that counts speaks: one warning from the program, nothing from the abandoned attempt.
+    assert [r.getMessage() for r in caplog.records if r.levelname != "DEBUG"] == ["from the program"]
+    monkeypatch.setattr(engine, "FAST_LOOP", False)
+    assert mf.dumps(plan("dev", root=tmp_path)) == mf.dumps(fast)
+
+
+def test_hints_of_equal_but_differently_ordered_annotations_are_not_shared() -> None:
+    """typing calls Optional[int] and Union[None, int] equal; the SDK reads their members in order."""
+    import sys
+    import typing
+
+    from agentinfra import engine
+
+    def first() -> None: ...
+
+    def second() -> None: ...
+
+    # Objects, as in an SDK module not prepared (this file's own annotations are strings).
+    first.__annotations__ = {"return": typing.Union[None, int]}  # noqa: UP007 - the spelling is the point
+    second.__annotations__ = {"return": typing.Optional[int]}  # noqa: UP045
+    assert first.__annotations__ == second.__annotations__
+
+    module = (sys.modules[__name__],)
+    engine._HINTS_BY_ANNOTATIONS.clear()
+    for function in (first, second):
+        ours = engine._type_hints(function, module, vars(sys.modules[__name__]), {})["return"]
+        assert typing.get_args(ours) == typing.get_args(typing.get_type_hints(function)["return"])
+    engine._HINTS_BY_ANNOTATIONS.clear()

@@ -164,3 +164,36 @@ def test_list_keys_that_are_not_plain_ints_read_like_pulumi_policys() -> None:
             child["y"] = "written"
         assert messages[0] == messages[1] == "string value at .a.1.y can't be known during preview"
     assert data == pristine
+
+
+def test_a_lazy_stack_resource_copies_like_a_policy_resource() -> None:
+    import copy as copying
+    import pickle
+
+    from pulumi_policy.policy import PolicyResource
+
+    built: list[str] = []
+
+    def make(name: str) -> Any:
+        built.append(name)
+        return {"name": name}
+
+    resource = gate._LazyPolicyResource(
+        "aws:s3/bucket:Bucket",
+        gate._Deferred(make, "props"),
+        "urn:x",
+        "x",
+        gate._Deferred(make, "opts"),
+        None,
+        None,
+        [],
+        {},
+    )
+    assert isinstance(resource, PolicyResource) and built == []
+    clone = copying.copy(resource)
+    assert built == ["props", "opts"] and clone.props is resource.props
+    clone.props = {"changed": True}
+    assert resource.props == {"name": "props"}
+    deep = copying.deepcopy(resource)
+    assert deep.props == resource.props and deep.props is not resource.props
+    assert pickle.loads(pickle.dumps(resource)).opts == {"name": "opts"}

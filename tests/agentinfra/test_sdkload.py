@@ -170,9 +170,11 @@ def test_prepared_packages_defer_their_resource_modules(prepared_dir: Path) -> N
 
     source = sdkload._package_dir("pulumi_aws.ec2") / "__init__.py"  # type: ignore[operator]
     tree, deferred = sdkload.lazy_package(ast.parse(source.read_bytes()), source.parent)
-    assert deferred > 150
-    kept = [sdkload._star_module(n) for n in tree.body if sdkload._star_module(n)]
-    assert kept == ["_enums", "_inputs"]
+    assert deferred > 100
+    kept = [m for m in (sdkload._star_module(n) for n in tree.body) if m]
+    # Left eager: _enums and _inputs, and the function modules that export their own name (get_vpc.py).
+    assert kept[0] == "_enums" and kept[-1] == "_inputs"
+    assert all(m in (sdkload._literal_all(source.parent / f"{m}.py") or []) for m in kept[1:-1])
 
 
 @pytest.mark.parametrize("run", ["prepared", "plain"])
@@ -283,63 +285,98 @@ def test_a_module_that_cannot_be_compiled_is_reported_not_fatal(tmp_path: Path) 
     assert not (tmp_path / "pulumi_aws.bad.pyc").exists()
 
 
-def _fake_package(tmp_path: Path, files: dict[str, str]) -> Any:
-    """Write a package, prepare its ``__init__`` and import it through the prepared loader."""
+@pytest.fixture
+def fake_package(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """Write a package, prepare its ``__init__`` and import it through the prepared loader (a fresh name each
+    time; every module it loads leaves ``sys.modules`` after the test)."""
     import importlib.util
+    import uuid
 
-    name = f"lazyfake_{len(list(tmp_path.iterdir()))}"
-    package = tmp_path / name
-    package.mkdir()
-    for file, text in files.items():
-        (package / file).write_text(text)
-    cache = tmp_path / f"{name}-cache"
-    cache.mkdir()
-    init = package / "__init__.py"
-    sdkload.compile_module(cache, name, init)
-    loader = sdkload._PreparedLoader(name, str(init), cache)
-    spec = importlib.util.spec_from_file_location(name, init, loader=loader, submodule_search_locations=[str(package)])
-    assert spec is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    loader.exec_module(module)
-    assert loader.prepared
-    return module
+    monkeypatch.setattr(sys, "modules", dict(sys.modules))
+
+    def make(files: dict[str, str], touch: bool = False) -> Any:
+        name = f"lazyfake_{uuid.uuid4().hex}"
+        package = tmp_path / name
+        package.mkdir()
+        for file, text in files.items():
+            (package / file).write_text(text)
+        cache = tmp_path / f"{name}-cache"
+        cache.mkdir()
+        init = package / "__init__.py"
+        sdkload.compile_module(cache, name, init)
+        if touch:  # a file added after prepare: the package directory changes
+            (package / "added_later.py").write_text("")
+        monkeypatch.syspath_prepend(str(tmp_path))
+        loader = sdkload._PreparedLoader(name, str(init), cache)
+        spec = importlib.util.spec_from_file_location(
+            name, init, loader=loader, submodule_search_locations=[str(package)]
+        )
+        assert spec is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        loader.exec_module(module)
+        assert loader.prepared
+        return module
+
+    return make
 
 
-def test_a_deferred_star_import_binds_what_the_star_import_bound(tmp_path: Path) -> None:
-    pkg = _fake_package(
-        tmp_path,
-        {
-            "__init__.py": "from ._enums import *\nfrom .thing import *\nfrom .get_thing import *\n"
-            "from .clash import *\nfrom .other import *\nfrom . import helper\n",
-            "_enums.py": "__all__ = ['Colour']\nColour = 'enum'\n",
-            "thing.py": "__all__ = ['ThingArgs', 'Thing']\nclass ThingArgs: pass\nclass Thing: pass\n",
-            "get_thing.py": "__all__ = ['get_thing', 'get_thing_output']\ndef get_thing(): pass\n"
-            "def get_thing_output(): pass\n",
-            "clash.py": "__all__ = ['Shared', 'Clash']\nShared = 'from clash'\nClash = 1\n",
-            "other.py": "__all__ = ['Shared']\nShared = 'from other'\n",
-            "helper.py": "VALUE = 3\n",
-        },
-    )
+PACKAGE = {
+    "__init__.py": "from ._enums import *\nfrom .thing import *\nfrom .get_thing import *\n"
+    "from .clash import *\nfrom .other import *\nfrom .widget import *\nfrom . import helper\n",
+    "_enums.py": "__all__ = ['Colour']\nColour = 'enum'\n",
+    "thing.py": "__all__ = ['ThingArgs', 'Thing']\nclass ThingArgs: pass\nclass Thing: pass\n",
+    "get_thing.py": "__all__ = ['get_thing', 'get_thing_output']\n"
+    "def get_thing(): pass\ndef get_thing_output(): pass\n",
+    "clash.py": "__all__ = ['Shared', 'Clash']\nShared = 'from clash'\nClash = 1\n",
+    "other.py": "__all__ = ['Shared']\nShared = 'from other'\n",
+    "widget.py": "__all__ = ['Widget']\nclass Widget: pass\n",
+    "helper.py": "VALUE = 3\n",
+}
+
+
+def test_a_deferred_star_import_binds_what_the_star_import_bound(fake_package: Any) -> None:
+    pkg = fake_package(PACKAGE)
     name = pkg.__name__
-    assert f"{name}.thing" not in sys.modules and f"{name}.get_thing" not in sys.modules  # deferred
+    assert f"{name}.thing" not in sys.modules and f"{name}.widget" not in sys.modules  # deferred
+    assert f"{name}.get_thing" in sys.modules  # exports its own name: eager
     assert f"{name}.clash" in sys.modules and pkg.Shared == "from other"  # a shared name keeps both in order
     assert pkg.Colour == "enum" and pkg.helper.VALUE == 3
-    assert pkg.get_thing_output.__name__ == "get_thing_output"
     assert callable(pkg.get_thing) and pkg.get_thing.__name__ == "get_thing"  # the function, not the submodule
     assert pkg.Thing.__name__ == "Thing" and pkg.ThingArgs.__module__ == f"{name}.thing"
     assert pkg.thing is sys.modules[f"{name}.thing"]
+    assert {"Widget", "widget", "Thing"} <= set(dir(pkg))
     with pytest.raises(AttributeError, match="has no attribute 'Nope'"):
         pkg.Nope  # noqa: B018
 
 
-def test_a_package_whose_exports_cannot_be_read_is_left_as_written(tmp_path: Path) -> None:
-    pkg = _fake_package(
-        tmp_path,
+def test_a_deferred_module_imported_directly_first_still_serves_its_names(fake_package: Any) -> None:
+    import importlib
+
+    pkg = fake_package(PACKAGE)
+    module = importlib.import_module(f"{pkg.__name__}.widget")
+    assert pkg.widget is module and pkg.Widget is module.Widget
+
+
+def test_a_star_import_of_the_package_binds_every_deferred_name(fake_package: Any) -> None:
+    pkg = fake_package(PACKAGE)
+    namespace: dict[str, Any] = {}
+    exec(f"from {pkg.__name__} import *", namespace)  # noqa: S102 - the statement under test
+    assert {"Thing", "ThingArgs", "Widget", "get_thing", "Shared", "Colour"} <= set(namespace)
+
+
+def test_a_package_changed_after_prepare_imports_everything_as_written(fake_package: Any) -> None:
+    pkg = fake_package(PACKAGE, touch=True)
+    assert f"{pkg.__name__}.thing" in sys.modules and f"{pkg.__name__}.widget" in sys.modules
+    assert pkg.Widget.__name__ == "Widget"
+
+
+def test_a_package_whose_exports_cannot_be_read_is_left_as_written(fake_package: Any) -> None:
+    pkg = fake_package(
         {
             "__init__.py": "from .thing import *\nfrom .dynamic import *\n",
             "thing.py": "__all__ = ['Thing']\nclass Thing: pass\n",
             "dynamic.py": "__all__ = ['A']\n__all__ += ['B']\nA = B = 1\n",
-        },
+        }
     )
     assert f"{pkg.__name__}.thing" in sys.modules and "__getattr__" not in vars(pkg)
