@@ -122,8 +122,8 @@ def breakdown() -> str:
     buckets: dict[str, float] = defaultdict(float)
     stats = pstats.Stats(profile)
     for (filename, _, function), (_, _, tottime, _, _) in stats.stats.items():  # type: ignore[attr-defined]
-        if "agentinfra/engine" in filename and function == "record":
-            # record() runs the loop: with uvloop the loop's own work is C code the profiler charges to it.
+        if "agentinfra/engine" in filename and function == "_run_program":
+            # It runs the loop: with uvloop the loop's own work is C code the profiler charges to it.
             buckets["mock runtime (pulumi SDK, asyncio, serialisation)"] += tottime
         elif (
             "/stacks/" in filename
