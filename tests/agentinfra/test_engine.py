@@ -337,20 +337,28 @@ def test_fast_return_hints_record_the_same_manifest(
     assert mf.dumps(plan("prod")) == prod_bytes[False]
 
 
+@pytest.fixture
+def loops(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The event loop of every program run that follows, in order ("uvloop" or "asyncio")."""
+    from agentinfra import engine
+
+    used: list[str] = []
+    inner = engine._run_program
+
+    def recording(*args: Any) -> Any:
+        used.append("asyncio" if args[-1] is None else "uvloop")
+        return inner(*args)
+
+    monkeypatch.setattr(engine, "_run_program", recording)
+    return used
+
+
 def test_uvloop_and_asyncio_loops_record_the_same_manifests(
-    monkeypatch: pytest.MonkeyPatch, prod_bytes: dict[bool, str]
+    monkeypatch: pytest.MonkeyPatch, prod_bytes: dict[bool, str], loops: list[str]
 ) -> None:
     from agentinfra import engine
 
     assert engine._uvloop is not None, "uvloop is a dependency on this platform"
-    loops: list[str] = []
-    inner = engine._run_program
-
-    def recording(*args: Any) -> Any:
-        loops.append("asyncio" if args[-1] is None else "uvloop")
-        return inner(*args)
-
-    monkeypatch.setattr(engine, "_run_program", recording)
     monkeypatch.setattr(engine, "FAST_LOOP", False)
     assert {p: mf.dumps(plan("prod", placeholders=p)) for p in (False, True)} == prod_bytes
     monkeypatch.setattr(engine, "FAST_LOOP", True)  # the default, which prod_bytes was planned with
@@ -384,21 +392,13 @@ pulumi.export("doc", doc)
 
 
 def test_a_program_that_waits_synchronously_is_planned_again_on_asyncios_loop(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, loops: list[str]
 ) -> None:
     from agentinfra import engine
 
     (tmp_path / "__main__.py").write_text(SYNC_WAIT_PROGRAM)
     (tmp_path / "config").mkdir()
     write_config(tmp_path / "config" / "Pulumi.dev.yaml", {"aws:region": "eu-west-1"})
-    loops: list[str] = []
-    inner = engine._run_program
-
-    def recording(*args: Any) -> Any:
-        loops.append("asyncio" if args[-1] is None else "uvloop")
-        return inner(*args)
-
-    monkeypatch.setattr(engine, "_run_program", recording)
     with caplog.at_level("WARNING"):
         fast = plan("dev", root=tmp_path)
     assert loops == ["uvloop", "asyncio"]
