@@ -32,7 +32,6 @@ import sys
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType, ModuleType
@@ -62,7 +61,6 @@ _RESOURCE_SIG = "5cf8f73096256a8f31e491e813e4eb8e"
 _ASSET_SIG = "c44067f5952c0a294b673a41bacd8c17"
 _ARCHIVE_SIG = "0def7320c3a5731c473e5ecbe6d01bc7"
 _UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"
-
 
 STACK_TYPE = "pulumi:pulumi:Stack"
 
@@ -389,7 +387,7 @@ async def _wait_for_rpcs_linear(await_all_outstanding_tasks: bool = True) -> Non
             break
 
 
-@contextmanager
+@contextlib.contextmanager
 def patched(module: Any, replacements: dict[str, Any]) -> Iterator[None]:
     """Attributes of a module (or object) replaced for the duration of the block, restored however it ends.
 
@@ -453,8 +451,8 @@ def _type_hints(function: Any, modules: tuple[Any, ...], globalns: Any, localns:
     """``typing.get_type_hints(function, globalns, localns)``, remembered per (MRO modules, annotations).
 
     ``globalns`` is what the SDK's ``_globals_for_cls`` merges from the modules of a class's MRO, so the same
-    annotations of another class with the same modules evaluate to the same objects. Unhashable annotations,
-    and any evaluation that raises, are not remembered.
+    annotations of another class with the same modules evaluate to the same objects. An evaluation that raises
+    is not remembered.
     """
     import typing
 
@@ -480,7 +478,6 @@ def _raw_return_hints(cls: type) -> dict[str, Any]:
     ``tests/agentinfra/test_engine.py`` compares it with the SDK's for every class of the shipped plans.
     """
     from pulumi import Output
-    from pulumi import _types as pulumi_types
 
     globalns = pulumi_types._globals_for_cls(cls)
     # The module objects themselves (not names): a program run again by runpy is another module of that name.
@@ -720,10 +717,12 @@ def _run_program(
     executor = ThreadPoolExecutor(max_workers=_WORKERS, thread_name_prefix="agentinfra-monitor")
     loop.set_default_executor(executor)
     holders: list[Any] = []
+    waiting: dict[str, Any] = {}
     if attempt is not None:
         attempt.loop = loop
         loop.set_exception_handler(lambda _, context: attempt.loop_errors.append(context))
         holders = _sync_await_holders(sync_await._sync_await)
+        waiting = {"_sync_await": attempt.sync_await(sync_await._sync_await)}
     try:
         pulumi_settings.configure(
             pulumi_mocks.MockSettings(
@@ -739,7 +738,6 @@ def _run_program(
         )
         pulumi_settings.ROOT.set(None)
         set_all_config(dict(config or {}), list(secret_keys or []))
-        waiting = {"_sync_await": attempt.sync_await(sync_await._sync_await)} if attempt else {}
         with (
             patched(pulumi_stack, {"wait_for_rpcs": _wait_for_rpcs_linear} if LINEAR_WAIT else {}),
             patched(pulumi_resource, {"_get_stack_trace": _stack_trace} if FAST_STACK_TRACE else {}),

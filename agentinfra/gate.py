@@ -239,7 +239,8 @@ class _Accelerated:
     results are only read (``_proxy_helper`` copies every container), so they are remembered: by message content
     and by the identity of the remembered dict. The proxy stays fresh per policy (a policy may write through it);
     ``_unknown_checking_proxy`` builds it lazily, wrapping children as a rule reads them.
-    ``tests/agentinfra/test_gate.py`` checks the proxies are identical and the results equal the plain analyser's.
+    ``tests/agentinfra/test_gate_fast.py`` checks the proxies are identical and the results equal the plain
+    analyser's.
     """
 
     def __init__(self) -> None:
