@@ -8,6 +8,7 @@ missing or malformed config, invalid setting, bad argument), with one message an
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
 import traceback
 from collections.abc import Callable, Sequence
@@ -110,8 +111,6 @@ def _selected_environments(args: argparse.Namespace) -> list[str]:
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
-    import functools
-
     from . import manifest as mf
     from .engine import plan
     from .parallel import map_environments
@@ -143,14 +142,15 @@ def cmd_plan(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _check_environment(env: str) -> tuple[dict[str, Any], Any]:
-    """Plan one environment and run the gate on it (a top-level function, so worker processes can run it)."""
+def _check_environment(configs: dict[str, tuple[Path, dict[str, Any]]], env: str) -> tuple[dict[str, Any], Any]:
+    """Plan one environment and run the gate on it with its policy config, already read and checked as
+    ``configs[env]`` = (file, settings). A top-level function, so worker processes can run it."""
     from .engine import plan
-    from .gate import evaluate, load_policy_config, policy_config_path
+    from .gate import evaluate
 
+    path, config = configs[env]
     manifest = plan(env)
-    path = policy_config_path(env)
-    return manifest, evaluate(manifest, load_policy_config(env, path), source=str(path))
+    return manifest, evaluate(manifest, config, source=str(path))
 
 
 def cmd_check(args: argparse.Namespace) -> int:
@@ -173,18 +173,12 @@ def cmd_check(args: argparse.Namespace) -> int:
         pairs = [(manifest, evaluate(manifest, load_policy_config(manifest["stack"], path), source=str(path)))]
     else:
         envs = _selected_environments(args)
-        if args.policy_config:
-            if len(envs) > 1:
-                raise UsageError("--policy-config names one environment's file; it cannot be combined with --all")
-            from .engine import plan
-
-            config = checked_policy_config(envs[0], args.policy_config)
-            manifest = plan(envs[0])
-            pairs = [(manifest, evaluate(manifest, config, source=str(args.policy_config)))]
-        else:
-            for env in envs:  # a bad policy config fails before any environment is planned
-                checked_policy_config(env)
-            pairs = map_environments(_check_environment, envs, args.jobs)
+        if args.policy_config and len(envs) > 1:
+            raise UsageError("--policy-config names one environment's file; it cannot be combined with --all")
+        # Every policy config is read and checked once, here: a bad one fails before anything is planned.
+        paths = {env: args.policy_config or policy_config_path(env) for env in envs}
+        policy_configs = {env: (path, checked_policy_config(env, path)) for env, path in paths.items()}
+        pairs = map_environments(functools.partial(_check_environment, policy_configs), envs, args.jobs)
     manifests = [m for m, _ in pairs]
     results = [r for _, r in pairs]
     for result in results:
