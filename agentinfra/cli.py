@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from .errors import InputError, report
+from .errors import InputError, report_input_error
 
 EXIT_OK, EXIT_VIOLATION, EXIT_INPUT, EXIT_INTERNAL = 0, 1, 2, 3
 
@@ -215,7 +215,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return handler(args)
     except InputError as exc:  # PlanError, ManifestError, UsageError, DiffInputError, ...
-        return report(exc)
+        return report_input_error(exc)
     except KeyboardInterrupt:
         return 130
     except Exception:  # noqa: BLE001 - a bug: show everything needed to fix it

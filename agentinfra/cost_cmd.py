@@ -18,7 +18,7 @@ from typing import Any
 from .errors import reporting_input_errors
 from .resilience_cmd import config_block, load_plan, parse_block
 
-EXIT_OK, EXIT_INPUT = 0, 2
+EXIT_OK = 0
 
 
 def register(subparsers: Any) -> None:

@@ -21,7 +21,7 @@ from typing import Any
 from .errors import InputError, reporting_input_errors
 
 WORKTREE_NAMES = ("WORKTREE", ".")
-EXIT_OK, EXIT_FLAGGED, EXIT_INPUT = 0, 1, 2
+EXIT_OK, EXIT_FLAGGED = 0, 1
 
 
 class DiffUsageError(InputError):

@@ -19,8 +19,9 @@ class InputError(Exception):
     """Bad input (a file, a key, an argument, a revision): exit status 2 with this one message."""
 
 
-def report(exc: InputError) -> int:
-    print(f"agentinfra: error: {exc}", file=sys.stderr)
+def report_input_error(problem: object) -> int:
+    """Print the problem (an ``InputError`` or a message) as the one line every command prints; exit status 2."""
+    print(f"agentinfra: error: {problem}", file=sys.stderr)
     return EXIT_INPUT
 
 
@@ -32,6 +33,6 @@ def reporting_input_errors(handler: Callable[[Any], int]) -> Callable[[Any], int
         try:
             return handler(args)
         except InputError as exc:
-            return report(exc)
+            return report_input_error(exc)
 
     return reporting

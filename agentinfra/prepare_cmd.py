@@ -18,7 +18,9 @@ import sys
 import time
 from typing import Any
 
-EXIT_OK, EXIT_INPUT = 0, 2
+from .errors import InputError
+
+EXIT_OK = 0
 
 
 def register(subparsers: Any) -> None:
@@ -43,12 +45,10 @@ def cmd_prepare(args: argparse.Namespace) -> int:
     try:
         count, problems = sdkload.prepare(PROVIDER_PACKAGES, directory, jobs=args.jobs)
     except OSError as exc:
-        print(
-            f"agentinfra: error: cannot write the SDK bytecode cache {directory}: {exc.strerror} "
-            f"(set {sdkload.DIR_ENV} to a writable directory, or run in a virtual environment you own)",
-            file=sys.stderr,
-        )
-        return EXIT_INPUT
+        raise InputError(
+            f"cannot write the SDK bytecode cache {directory}: {exc.strerror} "
+            f"(set {sdkload.DIR_ENV} to a writable directory, or run in a virtual environment you own)"
+        ) from None
     for problem in problems:
         print(f"agentinfra: warning: not prepared (imported the ordinary way): {problem}", file=sys.stderr)
     root = project_root()

@@ -23,7 +23,7 @@ from agentinfra_policies.yamlio import safe_load
 from .errors import InputError, reporting_input_errors
 
 # The codes of agentinfra.cli; not imported from there because cli imports this module.
-EXIT_OK, EXIT_MISSED, EXIT_INPUT = 0, 1, 2
+EXIT_OK, EXIT_MISSED = 0, 1
 NAMESPACE = "agent-infra"
 
 T = TypeVar("T")

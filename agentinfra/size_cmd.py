@@ -7,14 +7,15 @@ names catalog instance types and TP sizes that would); 2 bad input, with one mes
 from __future__ import annotations
 
 import argparse
-import sys
 from typing import Any
 
 from agentinfra_policies.catalog import load_catalog
 from agentinfra_policies.sizing import Dtype, SizingInputError, SizingResult, load_models, size
 
+from .errors import report_input_error
+
 # The codes of agentinfra.cli; not imported from there because cli imports this module.
-EXIT_OK, EXIT_NO_FIT, EXIT_INPUT = 0, 1, 2
+EXIT_OK, EXIT_NO_FIT = 0, 1
 
 #: Parameters of ``size()`` that come from ``--instance`` rather than from a flag of their own.
 _FROM_INSTANCE = {"gpus_per_instance", "gpu_memory_gib"}
@@ -139,5 +140,4 @@ def render(result: SizingResult, header: str) -> str:
 
 
 def _bad_input(flag: str, message: str) -> int:
-    print(f"agentinfra: error: {flag}: {message}", file=sys.stderr)
-    return EXIT_INPUT
+    return report_input_error(f"{flag}: {message}")

@@ -19,13 +19,15 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .errors import report_input_error
+
 # boto3/botocore and the verifier are imported when the command runs, not with the CLI: every other
 # command would pay ~0.1 s for them (tests/agentinfra/test_cli.py checks).
 if TYPE_CHECKING:
     from .verify import AwsClients, Report
 
 # The codes of agentinfra.cli; not imported from there because cli imports this module.
-EXIT_OK, EXIT_FINDINGS, EXIT_INPUT = 0, 1, 2
+EXIT_OK, EXIT_FINDINGS = 0, 1
 #: The marker outputs' contract version this command understands (stacks.app.OUTPUT_SCHEMA_VERSION).
 OUTPUT_SCHEMA_VERSION = 1
 
@@ -63,16 +65,16 @@ def cmd_verify(args: argparse.Namespace) -> int:
     try:
         report = _run(args, clients)
     except (VerifyInputError, PlanError) as exc:
-        return _fail(str(exc))
+        return report_input_error(str(exc))
     except boto_errors.NoCredentialsError:
-        return _fail(
+        return report_input_error(
             "no AWS credentials found: set AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY (any values "
             "work against an emulator), or run `aws sso login`"
         )
     except (boto_errors.EndpointConnectionError, boto_errors.ConnectTimeoutError) as exc:
-        return _fail(f"cannot reach {clients.describe()}: {exc}")
+        return report_input_error(f"cannot reach {clients.describe()}: {exc}")
     except boto_errors.BotoCoreError as exc:  # profile, SSO, partial credentials, read timeouts
-        return _fail(f"AWS access failed ({type(exc).__name__}): {exc}")
+        return report_input_error(f"AWS access failed ({type(exc).__name__}): {exc}")
     print(render(report))
     if args.json:
         from .manifest import write_atomic
@@ -95,11 +97,6 @@ def _run(args: argparse.Namespace, clients: AwsClients) -> Report:
         outputs, source = outputs_from_pulumi(env, engine.project_root()), f"pulumi stack {env}"
     check_markers(outputs, env, PROJECT, source)
     return verify(engine.plan(env), outputs, clients, region=args.region)
-
-
-def _fail(message: str) -> int:
-    print(f"agentinfra: error: {message}", file=sys.stderr)
-    return EXIT_INPUT
 
 
 # --- outputs --------------------------------------------------------------------------------------------

@@ -20,8 +20,9 @@ import yaml
 from helpers import ROOT
 
 from agentinfra import diff as df
-from agentinfra.diff_cmd import EXIT_FLAGGED, EXIT_INPUT, EXIT_OK, main
+from agentinfra.diff_cmd import EXIT_FLAGGED, EXIT_OK, main
 from agentinfra.engine import record
+from agentinfra.errors import EXIT_INPUT
 from agentinfra.gate import Finding, GateResult
 
 STACK = "dev"
