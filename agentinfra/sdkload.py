@@ -184,33 +184,34 @@ if _agentinfra_os.stat(__path__[0]).st_mtime_ns != _agentinfra_lazy_stamp:
 def lazy_package(tree: ast.Module, package_dir: Path) -> tuple[ast.Module, int]:
     """The package ``__init__`` with its resource modules' star imports deferred; (tree, modules deferred).
 
-    A ``from .m import *`` is deferred when ``m.py`` is a plain module with a literal ``__all__`` and neither
-    its name nor any of its exports is bound by another line of the package or exported by another module,
-    and the package defines no ``__getattr__`` of its own. Everything else runs as written, in order.
+    A ``from .m import *`` is deferred when ``m.py`` is a plain module with a literal ``__all__`` that does not
+    list ``m`` itself, and neither ``m`` nor any of its exports is bound by another line of the package or
+    exported by another module. A package defining its own ``__getattr__``, or with a star import whose names
+    cannot be read here, is left as it is. Everything not deferred runs as written, in order.
     """
     stars = [(node, _star_module(node)) for node in tree.body]
-    exports: dict[str, list[str] | None] = {}
+    read: dict[str, list[str] | None] = {}
     for _, module in stars:
         if module is not None:
             source = package_dir / f"{module}.py"
-            exports[module] = _literal_all(source) if source.is_file() else None
-    if None in exports.values() or "__getattr__" in _bound_names(tree.body):
+            read[module] = _literal_all(source) if source.is_file() else None
+    if None in read.values() or "__getattr__" in _bound_names(tree.body):
         return tree, 0  # some star import's names cannot be known here: leave the package as it is
+    exports = {module: names for module, names in read.items() if names is not None}
     # A name claimed twice (two modules, or a module and another line) would make the order matter: keep eager.
     claims: dict[str, int] = {}
     for module, names in exports.items():
-        for name in {module, *(names or [])}:
+        for name in {module, *names}:
             claims[name] = claims.get(name, 0) + 1
     others = _bound_names([node for node, module in stars if module is None])
     lazy = {
         m
         for m, names in exports.items()
         if not m.startswith("_")
-        and (package_dir / f"{m}.py").is_file()
         # A module exporting its own name (pulumi-kubernetes' Deployment.py, pulumi-aws' get_vpc.py) stays
         # eager: importing it directly would bind the package attribute to the module, shadowing the export.
-        and m not in (names or [])
-        and all(claims[n] == 1 and n not in others for n in {m, *(names or [])})
+        and m not in names
+        and all(claims[n] == 1 and n not in others for n in {m, *names})
     }
     if not lazy:
         return tree, 0
